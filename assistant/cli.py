@@ -1,0 +1,189 @@
+"""The `summit` command: a thin shell over the library.
+
+Every command takes --documents and --index (env SUMMIT_DOCUMENTS_DIR, SUMMIT_INDEX_DIR) and
+builds the index first when it is missing or stale. Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import SummitError
+from .settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Summit Assistant: cited answers about the Paris AI Action Summit.")
+out = Console()
+err = Console(stderr=True)
+
+DocumentsOpt = typer.Option(None, "--documents", envvar="SUMMIT_DOCUMENTS_DIR", help="Folder of articles [default: ./documents]")
+IndexOpt = typer.Option(None, "--index", envvar="SUMMIT_INDEX_DIR", help="Index folder [default: ./index]")
+ModelOpt = typer.Option(None, "--model", envvar="SUMMIT_MODEL", help="use-multilingual (default), minilm, or a local sentence-transformers folder")
+
+
+def make_settings(documents: Optional[Path], index: Optional[Path], model: Optional[str] = None, **extra) -> Settings:
+    overrides = {k: v for k, v in {"documents_dir": documents, "index_dir": index, "model": model, **extra}.items() if v is not None}
+    try:
+        return Settings(**overrides).check()
+    except ValueError as exc:
+        raise SummitError(f"invalid settings: {exc}".splitlines()[0]) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool = True):
+    """A rich progress bar for long work; quiet when stderr is not a terminal."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def load_assistant(settings: Settings, *, rebuild: str = "stale"):
+    from .service import Assistant
+
+    assistant = Assistant(settings)
+    with progress_bar() as update:
+        assistant.load(rebuild=rebuild, progress=update)
+    return assistant
+
+
+def run(fn):
+    """Turn library errors into a one-line message and an exit code."""
+    try:
+        return fn()
+    except SummitError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130)
+
+
+@app.command()
+def build(
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date (or damaged)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Index the valid documents and list the ones skipped."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
+):
+    """Build the index from the documents (nothing to do when it is up to date)."""
+
+    def go():
+        from .service import Assistant
+
+        settings = make_settings(documents, index, model)
+        assistant = Assistant(settings)
+        with progress_bar() as update:
+            summary = assistant.build(force=force, skip_invalid=skip_invalid, progress=update)
+        if as_json:
+            print(json.dumps(summary, ensure_ascii=False, indent=2))
+            return
+        if not summary["built"]:
+            out.print(f"index is up to date ({summary['build_id']}) — nothing to do")
+            return
+        out.print(
+            f"built index {summary['build_id']}: {summary['documents']} documents, {summary['chunks']} chunks, "
+            f"{summary['sentences']} sentences ({summary['index_type']}) in {summary['seconds']:.2f}s"
+            + (f", {summary['reused_documents']} unchanged documents reused" if summary["reused_documents"] else "")
+        )
+        out.print(f"reason: {summary['reason']}", highlight=False)
+        for line in summary["skipped"]:
+            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False)
+
+    run(go)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in French or English."),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    k: int = typer.Option(5, "--k", help="How many cited passages (1-20)."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or lexical."),
+    history: list[str] = typer.Option([], "--history", help="A previous question (repeat, oldest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+):
+    """Answer a question with numbered citations."""
+
+    def go():
+        from .service import validate
+
+        validate(question, history, k, mode)  # fail fast, before loading anything
+        assistant = load_assistant(make_settings(documents, index, model))
+        answer = assistant.ask(question, history=history, k=k, mode=mode)
+        if as_json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+            return
+        print_answer(answer)
+
+    run(go)
+
+
+def print_answer(answer) -> None:
+    from rich.text import Text
+
+    if not answer.found:
+        out.print(Text(answer.answer, style="yellow"))
+        return
+    out.print(Text(answer.answer, style="bold"))
+    for c in answer.citations:
+        doc_text = c.passage
+        (h0, h1), base = c.highlights[0], c.start
+        line = Text(f"[{c.n}] ", style="cyan")
+        line.append(f"{c.title} — {c.source}" + (f", {c.published}" if c.published else ""), style="dim")
+        out.print(line)
+        body = Text("    ")
+        body.append(doc_text[: h0 - base])
+        body.append(doc_text[h0 - base : h1 - base], style="reverse")
+        body.append(doc_text[h1 - base :])
+        out.print(body)
+    out.print(Text(f"({answer.took_ms:.1f} ms)", style="dim"))
+
+
+@app.command()
+def serve(
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    host: str = typer.Option("127.0.0.1", "--host", envvar="SUMMIT_HOST"),
+    port: int = typer.Option(8000, "--port", envvar="SUMMIT_PORT"),
+):
+    """Run the HTTP API, the OpenAI-compatible endpoint and the chat widget."""
+
+    def go():
+        from api.server import run_server
+
+        run_server(make_settings(documents, index, model), host=host, port=port)
+
+    run(go)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("sentence_transformers", "faiss", "faiss.loader", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":
+    main()

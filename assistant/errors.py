@@ -1,0 +1,54 @@
+"""The few named errors the library raises. Each message says what is wrong and what to do.
+
+api/ turns them into HTTP 4xx responses with a JSON body; the CLI into a one-line message and a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class SummitError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    exit_code = 1
+
+
+class DocumentError(SummitError):
+    """A source document cannot be used (bad front matter, encoding, empty body, duplicate id)."""
+
+    exit_code = 3
+
+    def __init__(self, path: object, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class IndexMissingError(SummitError):
+    """There is no index where one was expected."""
+
+    exit_code = 4
+
+
+class IndexMismatchError(SummitError):
+    """The index on disk was built with another model, settings or format: rebuild it."""
+
+    exit_code = 4
+
+
+class IndexCorruptError(SummitError):
+    """The index files are damaged or come from different builds: rebuild it."""
+
+    exit_code = 4
+
+
+class ModelError(SummitError):
+    """The configured embedding model cannot be loaded offline."""
+
+    exit_code = 5
+
+
+class InvalidInputError(SummitError, ValueError):
+    """A question, history, k or mode that cannot be answered as given."""
+
+    exit_code = 2

@@ -1,0 +1,187 @@
+"""The Assistant: loads the model and the index once, then answers and searches.
+
+Shared by the CLI, the API and the evaluation scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from . import text as textmod
+from .answering import Answer, Answerer, Citation, question_type
+from .conversation import CONTEXT_WEIGHT, MAX_CONTEXT_DEPTH, is_follow_up
+from .embedding import Embedder
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
+from .index import LoadedIndex, Progress, build_index, build_lock, index_status, load_index
+from .retrieval import MODES, Retriever
+from .settings import Settings
+
+log = logging.getLogger("summit")
+
+MAX_QUESTION_CHARS = 1000
+MAX_HISTORY = 20
+MAX_K = 20
+
+
+@dataclass
+class Resolved:
+    context: list[tuple[str, float]]
+    kind: str | None
+
+
+def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
+    if not isinstance(question, str):
+        raise InvalidInputError("question must be a string")
+    q = question.replace("\x00", " ").strip()
+    if not q:
+        raise InvalidInputError("question is empty; ask something about the summit")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise InvalidInputError(f"question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    history = [] if history is None else history
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        raise InvalidInputError("history must be a list of previous questions (strings)")
+    if len(history) > MAX_HISTORY:
+        raise InvalidInputError(f"history has {len(history)} items; the limit is {MAX_HISTORY}")
+    for h in history:
+        if len(h) > MAX_QUESTION_CHARS:
+            raise InvalidInputError(f"a history item is {len(h)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return q, [h.replace("\x00", " ").strip() for h in history if h.strip()], k, mode
+
+
+class Assistant:
+    """Cheap to construct; ``load()`` loads the model and the index (building it if needed)."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+        self.settings = (settings or Settings()).check()
+        self.embedder = embedder or Embedder(self.settings.model, self.settings.threads)
+        self.index: LoadedIndex | None = None
+        self.retriever: Retriever | None = None
+        self.answerer: Answerer | None = None
+        self._swap_lock = threading.Lock()
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def load(self, *, rebuild: str = "stale", progress: Progress | None = None) -> "Assistant":
+        """rebuild: 'stale' builds when the index is missing or documents changed; 'any' also
+        rebuilds a damaged or mismatched index (serve); 'never' only loads."""
+        self.embedder.load()
+        reason = index_status(self.settings, self.embedder.id)
+        if reason is not None:
+            damaged = not (reason.startswith("no index") or reason.startswith("documents changed"))
+            if rebuild == "never" or (damaged and rebuild != "any"):
+                status_error = _error_for(reason)
+                raise status_error
+            log.warning("building the index: %s", reason)
+            self.build(progress=progress)
+        else:
+            self._install(load_index(self.settings.index_dir))
+        return self
+
+    def build(self, *, force: bool = False, skip_invalid: bool = False, progress: Progress | None = None) -> dict:
+        """Build (when needed or forced) and switch to the new index."""
+        self.embedder.load()
+        with build_lock(self.settings.index_dir):
+            reason = index_status(self.settings, self.embedder.id)
+            if reason is None and not force:
+                if self.index is None:
+                    self._install(load_index(self.settings.index_dir))
+                return {"built": False, "reason": "index is up to date", "build_id": self.index.build_id}
+            summary = build_index(self.settings, self.embedder, skip_invalid=skip_invalid, progress=progress)
+        self._install(load_index(self.settings.index_dir))
+        return {"built": True, "reason": reason or "forced", **summary}
+
+    def _install(self, index: LoadedIndex) -> None:
+        retriever = Retriever(index, self.embedder)
+        answerer = Answerer(retriever, self.settings.min_confidence)
+        with self._swap_lock:  # readers take the three together
+            self.index, self.retriever, self.answerer = index, retriever, answerer
+
+    def reload(self) -> dict:
+        """Load the current build from disk (after `summit build` in another process)."""
+        index = load_index(self.settings.index_dir)
+        self._install(index)
+        return {"build_id": index.build_id}
+
+    # ---- questions --------------------------------------------------------------------
+    def _parts(self):
+        with self._swap_lock:
+            return self.index, self.retriever, self.answerer
+
+    def _resolve(self, retriever: Retriever, answerer: Answerer, question: str, history: list[str], depth: int = 0) -> Resolved:
+        kind = question_type(question)
+        if depth >= MAX_CONTEXT_DEPTH or not is_follow_up(question, history):
+            return Resolved([], kind)
+        previous, earlier = history[-1], history[:-1]
+        prev = self._resolve(retriever, answerer, previous, earlier, depth + 1)
+        prev_answer = self._answer_with(retriever, answerer, previous, prev, k=1, mode="hybrid")
+        context = [(previous, CONTEXT_WEIGHT)]
+        if prev_answer.found and prev_answer.span_type:
+            context.append((prev_answer.answer, CONTEXT_WEIGHT))
+        context += [(c, w * 0.5) for c, w in prev.context]
+        return Resolved(context, kind or prev.kind)
+
+    def _answer_with(self, retriever, answerer, question: str, resolved: Resolved, *, k: int, mode: str) -> Answer:
+        query = retriever.analyze(question, resolved.context)
+        cands = retriever.candidates(query, mode, n=max(30, k * 3))
+        return answerer.answer(query, cands, k=k, mode=mode, kind=resolved.kind)
+
+    def ask(self, question: str, history: list[str] | None = None, k: int | None = None, mode: str | None = None) -> Answer:
+        t0 = time.perf_counter()
+        q, hist, k, mode = validate(question, history, self.settings.top_k if k is None else k, mode or self.settings.mode)
+        _, retriever, answerer = self._parts()
+        if retriever is None:
+            raise IndexMissingError("the assistant is not loaded; call load() first")
+        resolved = self._resolve(retriever, answerer, q, hist)
+        answer = self._answer_with(retriever, answerer, q, resolved, k=k, mode=mode)
+        answer.question = q
+        answer.took_ms = round((time.perf_counter() - t0) * 1000, 2)
+        return answer
+
+    def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Citation]:
+        """Ranked passages without answer extraction."""
+        q, _, k, mode = validate(question, [], self.settings.top_k if k is None else k, mode or self.settings.mode)
+        _, retriever, answerer = self._parts()
+        query = retriever.analyze(q)
+        cands = retriever.candidates(query, mode, n=max(30, k * 3))
+        scored = answerer.score_sentences(query, cands[: max(k * 2, 10)], question_type(q), mode)
+        out = []
+        for s in scored:
+            if len(out) >= k:
+                break
+            if any(c.chunk_id == retriever.index.chunks[s.chunk].chunk_id for c in out):
+                continue
+            out.append(_citation(retriever.index, s, len(out) + 1))
+        return out
+
+    # ---- documents --------------------------------------------------------------------
+    def documents(self) -> list[dict]:
+        index, _, _ = self._parts()
+        return [{k: v for k, v in d.items() if k not in ("text", "path", "sha256")} for d in index.documents.values()]
+
+    def document(self, doc_id: str) -> dict | None:
+        index, _, _ = self._parts()
+        d = index.documents.get(doc_id)
+        return None if d is None else {k: v for k, v in d.items() if k not in ("path", "sha256")}
+
+
+def _citation(index: LoadedIndex, s, n: int) -> Citation:
+    chunk = index.chunks[s.chunk]
+    doc = index.documents[chunk.doc_id]
+    sent = index.sentences[s.sid]
+    return Citation(n, chunk.chunk_id, chunk.doc_id, doc["title"], doc["source"], doc.get("url"), doc.get("published"),
+                    doc["text"][chunk.start : chunk.end], chunk.start, chunk.end, [[sent.start, sent.end]], round(float(s.score), 4))
+
+
+def _error_for(reason: str) -> Exception:
+    if reason.startswith("no index"):
+        return IndexMissingError(reason)
+    if "built with" in reason or "format" in reason or "dimension" in reason:
+        return IndexMismatchError(reason)
+    return IndexCorruptError(reason)

@@ -1,0 +1,66 @@
+"""One settings object, shared by the CLI and the API; every field can be set from the environment
+with the ``SUMMIT_`` prefix (e.g. ``SUMMIT_INDEX_DIR=/srv/index``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "use-multilingual"
+
+# Lines removed from every article before indexing (case-insensitive regular expressions matched
+# against a whole stripped line). Site chrome, sign-up prompts and credit lines, not content.
+DEFAULT_BOILERPLATE_PATTERNS: list[str] = [
+    r"bienvenue sur .{1,40}",
+    r"(sources?|crédits?|credits?|photo|copyright|©)\s*:.*",
+    r".*\b(activ\w+|recev\w+|autoris\w+) les notifications?\b.*",
+    r".*\bnotifications?\b.*\b(navigateur|browser|désabonner|unsubscribe)\b.*",
+    r".*\b(inscrivez-vous|abonnez-vous|newsletter|subscribe|sign up|log in|connectez-vous)\b.*",
+    r"(je crée|créer|créez) (mon|un|votre) compte.*",
+    r".*\b(accepter|refuser|gérer) (les|mes) cookies\b.*",
+    r"(lire aussi|à lire aussi|read more|voir aussi|publicité|advertisement)\b.*",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUMMIT_", extra="ignore")
+
+    documents_dir: Path = Path("documents")
+    index_dir: Path = Path("index")
+
+    # Embedding model: "use-multilingual" (default, French + English), "minilm" (English
+    # all-MiniLM-L6-v2 shipped in a package), or a local sentence-transformers folder.
+    model: str = DEFAULT_MODEL
+    threads: int = Field(default=1, ge=1, le=64)
+
+    chunk_sentences: int = Field(default=3, ge=1, le=20)
+    chunk_overlap: int = Field(default=1, ge=0, le=19)
+    chunk_max_chars: int = Field(default=1200, ge=200)
+
+    boilerplate_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_BOILERPLATE_PATTERNS))
+
+    # "auto" picks flat (exact) under hnsw_threshold vectors, HNSW above.
+    index_type: Literal["auto", "flat", "hnsw"] = "auto"
+    hnsw_threshold: int = Field(default=50_000, ge=1)
+
+    top_k: int = Field(default=5, ge=1, le=20)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    # Abstain when the best evidence scores below this (calibrated on eval/dev.jsonl).
+    min_confidence: float = 0.40
+
+    # API
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64_000, ge=1024)
+    rate_limit_per_minute: int = Field(default=0, ge=0)  # 0 = off
+    admin_token: str | None = None
+
+    def check(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_sentences:
+            raise ValueError(
+                f"chunk_overlap must be smaller than chunk_sentences "
+                f"(got overlap={self.chunk_overlap}, sentences={self.chunk_sentences})"
+            )
+        return self
