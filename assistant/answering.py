@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import text as textmod
-from .retrieval import Candidate, Query, Retriever
+from .retrieval import Candidate, Query, Retriever, translation_strength
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse à cette question dans mes sources.",
@@ -24,8 +24,13 @@ _QTYPES: list[tuple[str, re.Pattern]] = [
     ("date", re.compile(r"\b(when|quand|what date|which date|what day|which day|what year|which year|quelle date|quel jour|quelle année|en quelle année|à quelle date|dates?\b.*\?)", re.I)),
     ("place", re.compile(r"(\bwhere\b|(?:^|\s)où\b|\bwhich (?:city|place|venue|building|country)\b|\bquel(?:le)? (?:ville|lieu|endroit|bâtiment|pays)\b|\bdans quel(?:le)? (?:ville|lieu|pays)\b)", re.I)),
     ("org", re.compile(r"\b(which (?:company|firm|startup|start-up|organisation|organization|group)|what (?:company|firm|startup|organisation|organization)|quel(?:le)? (?:entreprise|société|start-?up|organisation|groupe|firme))\b", re.I)),
-    ("person", re.compile(r"(\bwho\b|\bwhom\b|\bwhose\b|^\s*(?:et\s+)?qui\b|\b(?:par|de|à|avec) qui\b|\bquel(?:le)? (?:personnalité|dirigeant|responsable|patron|ministre|président|chercheur|personne)\b|\bwhich (?:person|leader|official|minister|executive|boss|researcher)\b|\bqui est\b|\bqui sont\b|\bqui\s+(?:va|vont|sera|seront|dirige|représente|co-?préside|préside|a|ont)\b)", re.I)),
+    ("person", re.compile(r"(\bwho\b|\bwhom\b|\bwhose\b|^\s*(?:et\s+)?qui\b|\b(?:par|de|à|avec) qui\b|\bquel(?:le)?s?(?:\s+[\w-]+)?\s+(?:personnalités?|dirigeants?|responsables?|patrons?|ministres?|présidents?|chercheurs?|personnes?|entrepreneurs?|fondateurs?|cofondateurs?|directeurs?|scientifiques?|chefs?|invités?|figures?|leaders?)\b|\b(?:which|what)(?:\s+[\w-]+){0,2}?\s+(?:person|people|leaders?|officials?|ministers?|executives?|boss|bosses|researchers?|scientists?|entrepreneurs?|founders?|co-?founders?|directors?|heads?|chiefs?|guests?|figures?|ceos?|politicians?)\b|\bqui est\b|\bqui sont\b|\bqui\s+(?:va|vont|sera|seront|dirige|représente|co-?préside|préside|a|ont)\b)", re.I)),
 ]
+
+_DEFINITION = re.compile(
+    r"^\s*(?i:who|what)\s+(?i:is|are|was|were)\s+(?:[A-Z][\w.'’-]*\s*){1,4}\??\s*$"
+    r"|^\s*(?i:qui|qu['’]est-ce que|que)\s+(?i:est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$"
+)
 
 SPAN_PATTERNS = {
     "money": textmod.MONEY_SPAN,
@@ -37,14 +42,32 @@ SPAN_PATTERNS = {
 }
 
 # Weights of the sentence score (calibrated on eval/dev.jsonl, see README "Calibration").
-W_DENSE, W_COVER, W_TYPE, W_CHUNK = 1.0, 0.55, 0.12, 0.15
+W_DENSE = 1.0  # cosine of question and sentence (blended with its passage)
+W_COVER = 0.7  # idf-weighted share of the question's words found (same stem or translated)
+W_CONTEXT = 0.3  # how much the surrounding passage counts next to the sentence itself
+W_RRF = 0.1  # the passage's fused retrieval rank
+W_TYPE = 0.1  # a person / place / organisation of the asked type is in the sentence
+W_TYPE_STRICT = 0.2  # an amount / count / date of the asked type is in the sentence
+W_TYPE_MISSING = 0.1  # ... and is not
+W_MISSING_ENTITY = 0.3  # per proper name of the question the sources never mention
+ENTITY_MIN_STRENGTH = 0.4
+ANCHOR_MIN_STRENGTH = 0.35
+STRICT_TYPES = frozenset({"money", "count", "date", "place"})
+# Single-signal modes stand in a typical value for the signal they do not use.
+DENSE_STANDIN, COVER_STANDIN = 0.25, 0.35
 
 
 def question_type(question: str) -> str | None:
-    for name, rx in _QTYPES:
-        if rx.search(question):
-            return name
-    return None
+    """The type of thing asked for, from the question word that comes first ("Where was he
+    when ..." asks for a place)."""
+    if _DEFINITION.search(question):
+        return None  # "Who is Arthur Mensch?" asks for a description: answer with the sentence
+    best: tuple[int, int, str] | None = None
+    for order, (name, rx) in enumerate(_QTYPES):
+        m = rx.search(question)
+        if m and (best is None or (m.start(), order) < best[:2]):
+            best = (m.start(), order, name)
+    return best[2] if best else None
 
 
 @dataclass
@@ -94,14 +117,16 @@ class ScoredSentence:
     dense: float
     coverage: float
     span: str | None
+    own_coverage: float = 0.0
 
 
 def _question_forms(query: Query) -> set[str]:
+    """Folded words of the question and of the conversation context: a name already mentioned
+    there is the subject of the question, not its answer."""
     forms = set()
     for w in query.words:
-        if w.weight >= 1.0:
-            forms.add(textmod.fold(w.word))
-            forms.update(textmod.fold(p) for p in w.word.split("-"))
+        forms.add(textmod.fold(w.word))
+        forms.update(textmod.fold(p) for p in w.word.split("-"))
     return forms
 
 
@@ -110,13 +135,26 @@ def _clean_span(span: str, kind: str, question_forms: set[str]) -> str | None:
     if kind == "place":
         span = re.sub(r"^(?:à|au|aux|en|dans|sur|in|at)\s+", "", span, flags=re.I)
     if kind in ("person", "org"):
-        toks = span.split()
-        # Drop leading tokens the question already names ("Mistral AI Arthur Mensch" for a
-        # question about Mistral -> "Arthur Mensch"), and short acronyms glued to them.
-        while toks and (textmod.fold(toks[0]) in question_forms):
-            toks.pop(0)
-            while toks and len(toks) > 1 and toks[0].isupper() and len(toks[0]) <= 3:
-                toks.pop(0)
+        # Names run together ("Mistral AI Arthur Mensch"): drop the words the question or the
+        # conversation already names, keep the longest run left ("Mistral AI" when asking which
+        # company Arthur Mensch co-founded), and drop short acronyms left dangling at its start.
+        runs, run = [], []
+        for tok in span.split():
+            if textmod.fold(tok) in question_forms:
+                if run:
+                    runs.append(run)
+                run = []
+            else:
+                run.append(tok)
+        if run:
+            runs.append(run)
+        if not runs:
+            return None
+        toks = max(runs, key=len)
+        if len(toks) == 1 and len(toks[0]) <= 2:
+            return None  # a bare two-letter acronym ("IA") is noise, not a name
+        while len(toks) > 1 and toks[0].isupper() and len(toks[0]) <= 3 and len(runs) > 1:
+            toks = toks[1:]
         span = " ".join(toks)
         if not span or all(textmod.fold(t) in question_forms or t.lower() in textmod.STOPWORDS for t in span.split()):
             return None
@@ -144,7 +182,9 @@ def extract_span(sentence: str, kind: str | None, query: Query, anchor_positions
             continue
         span = _clean_span(m.group(), kind, forms)
         if span:
-            distance = min((abs(a - p) for p in anchor_positions), default=0)
+            # News style names a role, then the person or thing ("le cofondateur de Mistral AI
+            # Arthur Mensch"): a candidate after a matched word is preferred to one before it.
+            distance = min((a - p if a >= p else 2 * (p - b) + 1 for p in anchor_positions), default=0)
             found.append((distance, a, span))
     if not found:
         return None
@@ -156,57 +196,105 @@ class Answerer:
         self.retriever = retriever
         self.min_confidence = min_confidence
 
-    def _coverage(self, query: Query, sentence_terms: frozenset[int]) -> float:
+    def word_matches(self, query: Query, sid: int) -> np.ndarray:
+        """How well each question word is matched in sentence ``sid``: 1 for the same stem, else
+        the strength of its best translation among the sentence's own words."""
+        terms = self.retriever.sentence_terms(sid)
+        rows = self.retriever.sentence_vocab(sid)
+        out = np.zeros(len(query.words), dtype=np.float32)
+        for i, w in enumerate(query.words):
+            direct = max((s for t, s in w.terms.items() if t in terms), default=0.0)
+            soft = translation_strength(float(w.sims[rows].max())) if (w.sims is not None and rows.size) else 0.0
+            out[i] = max(direct, soft)
+        return out
+
+    @staticmethod
+    def coverage(query: Query, matches: np.ndarray, *, own_only: bool = False) -> float:
+        """Share of the question's meaning (idf-weighted words) that the matches hold."""
         total = got = 0.0
-        for w in query.words:
+        for w, m in zip(query.words, matches):
+            if own_only and w.weight < 1.0:
+                continue
             imp = w.importance * w.weight
             total += imp
-            best = max((s for t, s in w.terms.items() if t in sentence_terms), default=0.0)
-            got += imp * best
+            got += imp * float(m)
         return got / total if total else 0.0
+
+    @staticmethod
+    def type_adjustment(kind: str | None, span: str | None) -> float:
+        """The answer sentence should hold a thing of the asked type; names are found less
+        reliably than amounts, counts, dates and places, so they weigh less."""
+        if kind is None:
+            return 0.0
+        if kind in STRICT_TYPES:
+            return W_TYPE_STRICT if span else -W_TYPE_MISSING
+        return W_TYPE if span else -W_TYPE_MISSING / 2
+
+    @staticmethod
+    def missing_entity_penalty(query: Query) -> float:
+        """Names in the question that the sources never mention: a strong sign they do not cover it."""
+        missing = sum(1 for w in query.words if w.entity and w.strength < ENTITY_MIN_STRENGTH)
+        return W_MISSING_ENTITY * missing
 
     def score_sentences(self, query: Query, cands: list[Candidate], kind: str | None, mode: str) -> list[ScoredSentence]:
         idx = self.retriever.index
-        out: list[ScoredSentence] = []
-        seen: set[int] = set()
+        by_sid: dict[int, ScoredSentence] = {}
         max_rrf = max((c.rrf for c in cands), default=1.0) or 1.0
         for cand in cands:
             chunk = idx.chunks[cand.chunk]
+            chunk_dense = float(self.retriever.chunk_vector(cand.chunk) @ query.vector)
+            matches = {sid: self.word_matches(query, sid) for sid in chunk.sentence_ids}
+            chunk_matches = np.max(np.stack(list(matches.values())), axis=0)
             for sid in chunk.sentence_ids:
-                dense = float(self.retriever.sentence_vector(sid) @ query.vector)
-                terms = self.retriever.sentence_terms(sid)
-                coverage = self._coverage(query, terms)
+                own_dense = float(self.retriever.sentence_vector(sid) @ query.vector)
+                dense = (1 - W_CONTEXT) * own_dense + W_CONTEXT * chunk_dense
+                m = (1 - W_CONTEXT) * matches[sid] + W_CONTEXT * chunk_matches
+                coverage = self.coverage(query, m)
                 text = idx.sentence_text(sid)
                 anchors = self._anchor_positions(query, text, idx.documents[idx.sentences[sid].doc_id].get("language", "fr"))
                 span = extract_span(text, kind, query, anchors)
-                d = dense if mode != "lexical" else 0.0
-                cov = coverage if mode != "dense" else 0.0
-                score = W_DENSE * d + W_COVER * cov + (W_TYPE if span else 0.0) + W_CHUNK * cand.rrf / max_rrf
-                if mode == "lexical":
-                    score += W_DENSE * 0.25  # keep the scale comparable for abstention
-                if sid in seen:
-                    # The same sentence in an overlapping chunk: keep the better chunk only.
-                    prev = next(s for s in out if s.sid == sid)
-                    if score > prev.score:
-                        prev.score, prev.chunk = score, cand.chunk
-                    continue
-                seen.add(sid)
-                out.append(ScoredSentence(sid, cand.chunk, score, dense, coverage, span))
-        out.sort(key=lambda s: -s.score)
-        return out
+                d = dense if mode != "lexical" else DENSE_STANDIN
+                cov = coverage if mode != "dense" else COVER_STANDIN
+                score = W_DENSE * d + W_COVER * cov + self.type_adjustment(kind, span) + W_RRF * cand.rrf / max_rrf
+                prev = by_sid.get(sid)
+                if prev is None or score > prev.score:  # a sentence in two overlapping chunks: keep the better
+                    by_sid[sid] = ScoredSentence(sid, cand.chunk, score, dense, coverage, span)
+                    by_sid[sid].own_coverage = self.coverage(query, m, own_only=True)
+        return sorted(by_sid.values(), key=lambda s: -s.score)
 
     def _anchor_positions(self, query: Query, sentence: str, language: str) -> list[int]:
-        ids = self.retriever.index.term_ids
-        wanted = {t for w in query.words if w.weight >= 1.0 for t in w.terms}
+        """Where the question's own words match in the sentence (same stem or a translation)."""
+        idx = self.retriever.index
+        if self.retriever._vocab_row is None:
+            self.retriever.sentence_vocab(0)
+        vocab_row = self.retriever._vocab_row
+        own = [w for w in query.words if w.weight >= 1.0]
+        positions = self._positions(own, sentence, language, vocab_row)
+        if not positions:  # "Which company did he co-found?": fall back to the conversation's words
+            positions = self._positions([w for w in query.words if w.weight < 1.0], sentence, language, vocab_row)
+        return positions
+
+    def _positions(self, own, sentence: str, language: str, vocab_row: dict[str, int]) -> list[int]:
+        idx = self.retriever.index
+        wanted = {t for w in own for t in w.terms}
         positions = []
         for m in re.finditer(r"[\w’'-]+", sentence):
-            tid = ids.get(textmod.stem(m.group().lower(), language))
+            word = m.group().lower()
+            tid = idx.term_ids.get(textmod.stem(word, language))
             if tid is not None and tid in wanted:
+                positions.append(m.start())
+                continue
+            row = vocab_row.get(word)
+            if row is not None and any(w.sims is not None and translation_strength(float(w.sims[row])) >= ANCHOR_MIN_STRENGTH for w in own):
                 positions.append(m.start())
         return positions
 
-    def confidence(self, best: ScoredSentence) -> float:
-        return W_DENSE * best.dense + W_COVER * best.coverage
+    def confidence(self, query: Query, best: ScoredSentence, kind: str | None, mode: str) -> float:
+        """How sure the best sentence answers *this* question: its own words only (context carried
+        from earlier questions helps find passages, not to vouch for them)."""
+        d = best.dense if mode != "lexical" else DENSE_STANDIN
+        c = best.own_coverage if mode != "dense" else COVER_STANDIN
+        return W_DENSE * d + W_COVER * c + self.type_adjustment(kind, best.span) - self.missing_entity_penalty(query)
 
     def answer(self, query: Query, cands: list[Candidate], *, k: int, mode: str, kind: str | None) -> Answer:
         idx = self.retriever.index
@@ -214,7 +302,7 @@ class Answerer:
         if not scored:
             return Answer(query.text, query.language, False, NOT_FOUND[query.language])
         best = scored[0]
-        conf = self.confidence(best) if mode == "hybrid" else best.score
+        conf = self.confidence(query, best, kind, mode)
         if conf < self.min_confidence:
             return Answer(query.text, query.language, False, NOT_FOUND[query.language], confidence=conf)
 

@@ -178,6 +178,116 @@ def serve(
     run(go)
 
 
+def _write_output(path: Path, write) -> None:
+    """Write one output file (creating its folder); an OS error becomes a one-line SummitError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+    except OSError as exc:
+        raise SummitError(f"cannot write {path}: {exc.strerror or exc}") from None
+    err.print(f"wrote {path}", highlight=False)
+
+
+@app.command("eval")
+def eval(  # noqa: A001 - the command is `summit eval`
+    questions: Optional[Path] = typer.Argument(None, help="Question file (JSONL), e.g. eval/questions.jsonl; see eval/README.md.", show_default=False),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense, lexical, or all (every mode, one model load)."),
+    k: int = typer.Option(5, "--k", help="Citations per answer (1-20); ranking metrics look at these."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics and per-question rows as JSON."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (tables and misses)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG bar chart comparing the modes."),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    beir: Optional[Path] = typer.Option(None, "--beir", help="Also (or only) score retrieval on a BEIR folder: nDCG@10, recall@10, MRR@10."),
+    show_misses: bool = typer.Option(True, "--misses/--no-misses", help="List the misses on the terminal."),
+):
+    """Evaluate on a question set and/or a BEIR dataset: metrics per mode, misses, reports."""
+
+    def go():
+        import datetime
+
+        from . import evaluation as ev
+        from . import reporting
+        from .errors import InvalidInputError
+
+        if questions is None and beir is None:
+            raise InvalidInputError("give a question file (e.g. eval/questions.jsonl) or --beir DIR")
+        modes = ev.parse_modes(mode)
+        if not 1 <= k <= 20:
+            raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
+        qs = ev.load_questions(questions) if questions is not None else None  # fail fast, before the model
+        beir_data = None
+        if beir is not None:
+            from .beir import load_beir
+
+            beir_data = load_beir(beir)
+        settings = make_settings(documents, index, model)
+        result: dict = {}
+        meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "modes": ", ".join(modes)}
+        embedder = None
+        if qs is not None:
+            assistant = load_assistant(settings)
+            embedder = assistant.embedder
+            meta.update({"questions": str(questions), "k": k, "model": assistant.embedder.id, "index build": assistant.index.build_id})
+            with progress_bar() as update:
+                step = (lambda m, done, total: update(f"asking ({m})", done, total)) if update else None
+                rows = ev.run_modes(assistant, qs, modes, k=k, progress=step)
+            result.update(ev.build_report(rows))
+            out.print(reporting.header_line(rows, k), highlight=False)
+            out.print(reporting.modes_table(result))
+            out.print(reporting.language_table(result))
+            if show_misses:
+                out.print(reporting.misses_view(rows))
+        if beir_data is not None:
+            from .beir import evaluate_beir
+
+            meta["BEIR"] = str(beir)
+            with progress_bar() as update:
+                step = (lambda m, done, total: update(f"searching ({m})", done, total)) if update else None
+                result["beir"] = evaluate_beir(beir, settings, modes, data=beir_data, embedder=embedder, build_progress=update, progress=step)
+            out.print(reporting.beir_header(result["beir"]), highlight=False)
+            out.print(reporting.beir_table(result["beir"]))
+        if json_out is not None:
+            _write_output(json_out, lambda p: p.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"))
+        if report is not None:
+            _write_output(report, lambda p: p.write_text(reporting.markdown_report(result, meta=meta), encoding="utf-8"))
+        if plot is not None:
+            _write_output(plot, lambda p: reporting.plot_report(result, p))
+
+    run(go)
+
+
+@app.command("export-beir")
+def export_beir(
+    outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, queries.jsonl and qrels/test.tsv into."),
+    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL)."),
+    documents: Optional[Path] = DocumentsOpt,
+):
+    """Write our chunks and gold questions as a BEIR dataset (no model needed)."""
+
+    def go():
+        from .beir import export_beir as write_export
+        from .evaluation import load_questions
+
+        qs = load_questions(questions)
+        try:
+            summary = write_export(make_settings(documents, None), qs, outdir)
+        except OSError as exc:
+            raise SummitError(f"cannot write {outdir}: {exc.strerror or exc}") from None
+        skipped = summary["skipped"]
+        out.print(
+            f"wrote {outdir}: {summary['corpus']} passages, {summary['queries']} queries, {summary['qrels']} relevance judgements "
+            f"(left out: {len(skipped['unanswerable'])} unanswerable, {len(skipped['follow_up'])} follow-ups, "
+            f"{len(skipped['no_relevant_chunk'])} with evidence split across chunks)",
+            highlight=False,
+        )
+        if skipped["no_relevant_chunk"]:
+            err.print(f"[yellow]no chunk holds the evidence of:[/yellow] {', '.join(skipped['no_relevant_chunk'])}", highlight=False)
+
+    run(go)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("sentence_transformers", "faiss", "faiss.loader", "httpx"):

@@ -32,3 +32,8 @@ def is_follow_up(question: str, history: list[str]) -> bool:
     if len(textmod.content_words(question)) <= 1:
         return True
     return bool(_ANAPHORA.search(question.translate(textmod.APOSTROPHES)))
+
+
+def is_elliptic(question: str) -> bool:
+    """A fragment that only makes sense as a continuation: "Et celui de Google ?", "What about Meta?"."""
+    return bool(_ELLIPSIS.search(question)) or len(textmod.content_words(question)) <= 1

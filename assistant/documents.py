@@ -24,8 +24,8 @@ _ID_SAFE = re.compile(r"[^a-z0-9]+")
 
 # Words that mark a call-to-action line ("Je crée mon compte", "Cliquez sur ...").
 _CTA_WORDS = re.compile(
-    r"\b(cliquez|cliquer|rejoignez|inscrivez|abonnez|connectez|téléchargez|suivez-nous|partagez|"
-    r"activez|autoriser|notifications?|newsletter|compte|click|join|subscribe|download|follow us|"
+    r"\b(cliquez|cliquer|rejoignez|inscrivez|inscrire|abonnez|abonner|connectez|téléchargez|suivez-nous|partagez|"
+    r"activez|autoriser|notifications?|newsletter|(?:mon|votre|un) compte|click|join|subscribe|download|follow us|"
     r"sign up|sign in|log in|share)\b",
     re.I,
 )
@@ -89,9 +89,7 @@ def clean_text(body: str, patterns: list[str]) -> tuple[str, list[str]]:
     end = len(lines)
     while end > 0:
         ln = lines[end - 1].strip()
-        if not ln or boiler[end - 1] or _is_call_to_action(ln) or (
-            _is_short_fragment(ln) and any(boiler[end - 1 :] or [False])
-        ):
+        if not ln or boiler[end - 1] or _is_call_to_action(ln) or _is_short_fragment(ln):
             end -= 1
             continue
         break

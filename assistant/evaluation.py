@@ -1,5 +1,17 @@
 """Evaluation: pure metric functions over (questions, answers), and a runner that asks the
-assistant every question of a JSONL set. Scripts around it only do file I/O and printing."""
+assistant every question of a JSONL set. Scripts around it only do file I/O and printing.
+
+Layers, from the bottom:
+
+* normalisation and relevance (``norm``, ``is_relevant``, ``answer_correct``);
+* ranking metrics over relevance flags or ranked ids (hit@k, MRR, nDCG, recall);
+* question files (``load_questions``) and per-question rows (``question_row``, ``outcome``);
+* aggregates (``aggregate``, ``summarize``, ``build_report``) and floors (``check_floors``);
+* the runner (``run_questions``, ``run_modes``), the only part that touches an assistant.
+
+Everything except the runner is a pure function of its arguments and is unit-tested on
+hand-made rows (tests/test_evaluation.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,12 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .errors import InvalidInputError
+
+EVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")  # = retrieval.MODES, without importing numpy
+RANK_DEPTH = 10  # MRR@10, nDCG@10
 
 # ---- normalisation and relevance ------------------------------------------------------------
 
@@ -19,9 +35,11 @@ from .errors import InvalidInputError
 def norm(text: str) -> str:
     """NFKC, case-folded, typographic apostrophes and quotes unified, spaces collapsed."""
     text = unicodedata.normalize("NFKC", text or "").casefold()
-    text = text.translate(str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "«": '"', "»": '"', "“": '"', "”": '"',
-                                         "\u00a0": " ", "\u202f": " "}))
-    return re.sub(r"\s+", " ", text).strip()
+    text = text.translate(str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "«": '"', "»": '"',
+                                         "“": '"', "”": '"', "\u00a0": " ", "\u202f": " "}))
+    text = re.sub(r"\s+", " ", text).strip()
+    # French typography puts a (thin) space inside guillemets: « sommet » == "sommet".
+    return re.sub(r' ?" ?', '"', text)
 
 
 def is_relevant(passage: str, evidence: str | None) -> bool:
@@ -33,6 +51,14 @@ def answer_correct(answer: str, answers: list[str]) -> bool:
     return any(norm(x) and norm(x) in a for x in answers)
 
 
+def count_relevant(passages: Iterable[str], evidence: str | None) -> int:
+    """How many passages of a corpus contain the evidence (the ideal list for nDCG)."""
+    if not evidence:
+        return 0
+    ev = norm(evidence)
+    return sum(ev in norm(p) for p in passages)
+
+
 # ---- ranking metrics over a list of relevance flags (best first) --------------------------
 
 
@@ -40,18 +66,68 @@ def hit_at(flags: list[bool], k: int) -> float:
     return 1.0 if any(flags[:k]) else 0.0
 
 
-def mrr_at(flags: list[bool], k: int = 10) -> float:
+def mrr_at(flags: list[bool], k: int = RANK_DEPTH) -> float:
     for i, f in enumerate(flags[:k]):
         if f:
             return 1.0 / (i + 1)
     return 0.0
 
 
-def ndcg_at(flags: list[bool], k: int = 10, n_relevant: int | None = None) -> float:
+def ndcg_at(flags: list[bool], k: int = RANK_DEPTH, n_relevant: int | None = None) -> float:
+    """Binary nDCG@k. ``n_relevant`` is how many relevant passages exist in the corpus; it is
+    raised to the number retrieved when smaller, so the value never exceeds 1."""
+    found = sum(1 for f in flags[:k] if f)
     dcg = sum(1.0 / math.log2(i + 2) for i, f in enumerate(flags[:k]) if f)
-    ideal_n = min(k, n_relevant if n_relevant is not None else max(1, sum(flags)))
+    ideal_n = min(k, max(found, n_relevant if n_relevant is not None else 1, 1))
     idcg = sum(1.0 / math.log2(i + 2) for i in range(ideal_n))
     return dcg / idcg if idcg else 0.0
+
+
+# ---- ranking metrics over ranked ids and graded judgements (BEIR) ---------------------------
+
+
+def dedupe_ranking(ids: Iterable[str]) -> list[str]:
+    """Keep each id at its best (first) rank: chunks of one document count once for it."""
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def ndcg_graded(ranked: list[str], qrels: dict[str, int], k: int = RANK_DEPTH) -> float:
+    """nDCG@k with linear gains (trec_eval / pytrec_eval, as BEIR reports it)."""
+    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if qrels.get(d, 0) > 0)
+    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: list[str], relevant: set[str], k: int = RANK_DEPTH) -> float:
+    if not relevant:
+        return 0.0
+    return len(set(ranked[:k]) & relevant) / len(relevant)
+
+
+def mrr_ids(ranked: list[str], relevant: set[str], k: int = RANK_DEPTH) -> float:
+    return mrr_at([d in relevant for d in ranked], k)
+
+
+def ranking_metrics(ranked: list[str], qrels: dict[str, int], k: int = RANK_DEPTH) -> dict:
+    """nDCG@k, recall@k and MRR@k of one query; ``ranked`` is deduplicated first."""
+    ranked = dedupe_ranking(ranked)
+    relevant = {d for d, g in qrels.items() if g > 0}
+    return {
+        f"ndcg@{k}": round(ndcg_graded(ranked, qrels, k), 4),
+        f"recall@{k}": round(recall_at(ranked, relevant, k), 4),
+        f"mrr@{k}": round(mrr_ids(ranked, relevant, k), 4),
+    }
+
+
+def mean_metrics(rows: list[dict], keys: Iterable[str]) -> dict:
+    return {key: round(sum(r[key] for r in rows) / len(rows), 4) if rows else None for key in keys}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -77,24 +153,63 @@ class Question:
     lang: str | None = None
 
 
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def parse_question(row: object, default_id: str) -> Question:
+    """One question line (already JSON-decoded). Raises ValueError saying what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("'question' must be a non-empty string")
+    qid = row.get("id", default_id)
+    if isinstance(qid, bool) or not isinstance(qid, (str, int)) or not str(qid).strip():
+        raise ValueError("'id' must be a non-empty string")
+    answers = row.get("answers") or []
+    if not _is_str_list(answers):
+        raise ValueError("'answers' must be a list of strings")
+    evidence = row.get("evidence")
+    if evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
+        raise ValueError("'evidence' must be a non-empty string or null")
+    answerable = row.get("answerable", True)
+    if not isinstance(answerable, bool):
+        raise ValueError("'answerable' must be true or false")
+    if answerable and not answers and evidence is None:
+        raise ValueError("an answerable question needs 'answers' or 'evidence'")
+    if not answerable and (answers or evidence):
+        raise ValueError("an unanswerable question cannot have 'answers' or 'evidence'")
+    history = row.get("history") or []
+    if not _is_str_list(history):
+        raise ValueError("'history' must be a list of previous questions (strings)")
+    lang = row.get("lang")
+    if lang is not None and (not isinstance(lang, str) or not lang.strip()):
+        raise ValueError("'lang' must be a language code such as \"fr\" or \"en\"")
+    return Question(str(qid), question, answers, evidence, answerable, history, lang.strip().lower() if lang else None)
+
+
 def load_questions(path: Path) -> list[Question]:
+    """Read a JSONL question file; any problem is an InvalidInputError naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"question file {path} not found")
+    if not path.is_file():
+        raise InvalidInputError(f"question file {path} is not a file")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"question file {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InvalidInputError(f"question file {path} cannot be read ({exc.strerror})") from None
     out, seen = [], set()
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(content.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            q = Question(
-                id=str(row.get("id") or f"line{n}"),
-                question=row["question"],
-                answers=list(row.get("answers") or []),
-                evidence=row.get("evidence"),
-                answerable=bool(row.get("answerable", True)),
-                history=list(row.get("history") or []),
-                lang=row.get("lang"),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInputError(f"{path}:{n}: not a valid question line ({exc}); see README 'Evaluation'") from None
+            q = parse_question(json.loads(line), f"line{n}")
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise InvalidInputError(f"{path}:{n}: not a valid question line ({exc}); see eval/README.md") from None
         if q.id in seen:
             raise InvalidInputError(f"{path}:{n}: duplicate id {q.id!r}")
         seen.add(q.id)
@@ -104,13 +219,49 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
-# ---- per-question rows and aggregates -----------------------------------------------------
+def parse_modes(mode: str) -> list[str]:
+    """'all' -> every retrieval mode; otherwise one mode or a comma-separated list."""
+    if mode == "all":
+        return list(EVAL_MODES)
+    modes = [m.strip() for m in (mode or "").split(",") if m.strip()]
+    bad = [m for m in modes if m not in EVAL_MODES]
+    if not modes or bad:
+        raise InvalidInputError(f"mode must be one of {', '.join(EVAL_MODES)} or all, got {mode!r}")
+    return list(dict.fromkeys(modes))
 
 
-def question_row(q: Question, answer: dict, k_eval: int = 10) -> dict:
+# ---- per-question rows ------------------------------------------------------------------------
+
+# Outcomes of one question; the first two are successes, the rest are "misses".
+OUTCOMES = ("correct", "correct_abstention", "evidence_not_cited", "wrong_answer", "false_abstention",
+            "answered_unanswerable")
+
+
+def outcome(row: dict) -> str:
+    if not row["answerable"]:
+        return "answered_unanswerable" if row["found"] else "correct_abstention"
+    if not row["found"]:
+        return "false_abstention"
+    if row["expected"] and not row["answer_correct"]:
+        return "wrong_answer"
+    if row["evidence"] and row["relevant_rank"] is None:
+        return "evidence_not_cited"
+    return "correct"
+
+
+def is_miss(row: dict) -> bool:
+    return row["outcome"] not in ("correct", "correct_abstention")
+
+
+def question_row(q: Question, answer: dict, k_eval: int = RANK_DEPTH, *, mode: str | None = None,
+                 n_relevant: int | None = None) -> dict:
+    """One evaluated question. ``answer`` is Answer.to_dict() (plus "took_ms"); ``n_relevant``
+    is how many passages of the index contain the evidence (for nDCG), when known."""
     flags = [is_relevant(c["passage"], q.evidence) for c in answer["citations"]][:k_eval]
-    found = answer["found"]
-    return {
+    found = bool(answer["found"])
+    ranked = q.answerable and q.evidence is not None  # ranking metrics are defined
+    row = {
+        "mode": mode,
         "id": q.id,
         "lang": q.lang or answer.get("language"),
         "question": q.question,
@@ -121,40 +272,55 @@ def question_row(q: Question, answer: dict, k_eval: int = 10) -> dict:
         "expected": q.answers,
         "evidence": q.evidence,
         "relevant_rank": next((i + 1 for i, f in enumerate(flags) if f), None),
-        "hit@1": hit_at(flags, 1),
-        "hit@3": hit_at(flags, 3),
-        "hit@5": hit_at(flags, 5),
-        "mrr@10": mrr_at(flags, 10),
-        "ndcg@10": ndcg_at(flags, 10, n_relevant=1),
+        "hit@1": hit_at(flags, 1) if ranked else None,
+        "hit@3": hit_at(flags, 3) if ranked else None,
+        "hit@5": hit_at(flags, 5) if ranked else None,
+        "mrr@10": round(mrr_at(flags, 10), 4) if ranked else None,
+        "ndcg@10": round(ndcg_at(flags, 10, n_relevant=n_relevant), 4) if ranked else None,
         "answer_correct": bool(found and q.answerable and answer_correct(answer["answer"], q.answers)),
         "took_ms": answer["took_ms"],
+        "cited": [c.get("chunk_id") for c in answer["citations"]],
         "top_passage": answer["citations"][0]["passage"] if answer["citations"] else None,
     }
+    row["outcome"] = outcome(row)
+    return row
+
+
+# ---- aggregates ---------------------------------------------------------------------------
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
 
 
 def aggregate(rows: list[dict]) -> dict:
-    answerable = [r for r in rows if r["answerable"]]
+    """The metrics of a set of rows (one mode). Undefined ratios (nothing to divide by) are None.
+
+    Ranking metrics average over answerable questions with evidence; answer accuracy over
+    answerable questions with expected answers; abstention precision = share of abstentions
+    that were on unanswerable questions, recall = share of unanswerable questions abstained on.
+    """
+    ranked = [r for r in rows if r["answerable"] and r["hit@1"] is not None]
+    with_answers = [r for r in rows if r["answerable"] and r["expected"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     abstained = [r for r in rows if not r["found"]]
     correct_abstentions = [r for r in abstained if not r["answerable"]]
 
-    def mean(key: str) -> float:
-        return round(sum(r[key] for r in answerable) / len(answerable), 4) if answerable else 0.0
+    def mean(key: str) -> float | None:
+        return round(sum(r[key] for r in ranked) / len(ranked), 4) if ranked else None
 
     lat = [r["took_ms"] for r in rows]
     return {
-        "questions": len(rows),
-        "answerable": len(answerable),
         "hit@1": mean("hit@1"),
         "hit@3": mean("hit@3"),
         "hit@5": mean("hit@5"),
         "mrr@10": mean("mrr@10"),
         "ndcg@10": mean("ndcg@10"),
-        "answer_accuracy": round(sum(r["answer_correct"] for r in answerable) / len(answerable), 4) if answerable else 0.0,
+        "answer_accuracy": _ratio(sum(r["answer_correct"] for r in with_answers), len(with_answers)),
         "abstention": {
-            "precision": round(len(correct_abstentions) / len(abstained), 4) if abstained else 1.0,
-            "recall": round(len(correct_abstentions) / len(unanswerable), 4) if unanswerable else 1.0,
-            "false_abstentions": sum(1 for r in answerable if not r["found"]),
+            "precision": _ratio(len(correct_abstentions), len(abstained)),
+            "recall": _ratio(len(correct_abstentions), len(unanswerable)),
+            "false_abstentions": sum(1 for r in rows if r["answerable"] and not r["found"]),
         },
         "latency_ms": {"p50": round(percentile(lat, 50), 3), "p95": round(percentile(lat, 95), 3)},
     }
@@ -167,14 +333,103 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
-def run_questions(assistant, questions: list[Question], *, mode: str = "hybrid", k: int = 5, progress=None) -> list[dict]:
+def build_report(rows: list[dict]) -> dict:
+    """The --json document: {"modes": {mode: summary}, "questions": rows}; modes keep run order."""
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    return {"modes": {m: summarize([r for r in rows if r["mode"] == m]) for m in modes}, "questions": rows}
+
+
+def counts(rows: list[dict]) -> dict:
+    """Question counts of one mode's rows (for headers; not part of the JSON summary)."""
+    return {
+        "questions": len(rows),
+        "answerable": sum(r["answerable"] for r in rows),
+        "unanswerable": sum(not r["answerable"] for r in rows),
+        "follow_ups": sum(bool(r["history"]) for r in rows),
+        "by_language": {lang: sum(r["lang"] == lang for r in rows) for lang in sorted({r["lang"] for r in rows if r["lang"]})},
+    }
+
+
+def misses(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if is_miss(r)]
+
+
+# ---- floors ------------------------------------------------------------------------------------
+
+
+def metric_value(summary: dict, name: str) -> float | None:
+    """Look a floor name up in a mode summary: "hit@1", "answer_accuracy", "abstention_recall",
+    "abstention_precision", "false_abstentions", or a dotted path such as "latency_ms.p95"."""
+    if name.startswith("abstention_"):
+        return summary["abstention"].get(name[len("abstention_"):])
+    if name == "false_abstentions":
+        return summary["abstention"]["false_abstentions"]
+    value: object = summary
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"unknown metric {name!r}")
+        value = value[part]
+    return value  # type: ignore[return-value]
+
+
+def check_floors(summary: dict, floors: dict) -> list[str]:
+    """Every way a mode summary falls short of its floors, as messages; empty means it passes.
+
+    A key ``max_<metric>`` is a ceiling (e.g. max_false_abstentions), any other key a floor.
+    An undefined metric (None) fails its bound.
+    """
+    failures = []
+    for key, bound in floors.items():
+        if key.startswith("_"):  # comments
+            continue
+        ceiling = key.startswith("max_")
+        name = key[4:] if ceiling else key
+        value = metric_value(summary, name)
+        if value is None:
+            failures.append(f"{name} is undefined (bound {bound})")
+        elif ceiling and value > bound:
+            failures.append(f"{name} = {value} is above the ceiling {bound}")
+        elif not ceiling and value < bound:
+            failures.append(f"{name} = {value} is below the floor {bound}")
+    return failures
+
+
+# ---- the runner ------------------------------------------------------------------------------
+
+ProgressFn = Callable[[int, int], None]
+
+
+def index_passages(assistant) -> list[str] | None:
+    """Every chunk passage of the assistant's index (to count relevant passages for nDCG)."""
+    index = getattr(assistant, "index", None)
+    if index is None or not hasattr(index, "chunks"):
+        return None
+    return [index.chunk_text(i) for i in range(len(index.chunks))]
+
+
+def run_questions(assistant, questions: list[Question], *, mode: str = "hybrid", k: int = 5,
+                  progress: ProgressFn | None = None) -> list[dict]:
+    """Ask every question in one mode; one row per question (with "mode")."""
     rows = []
+    passages = index_passages(assistant)
+    normed = [norm(p) for p in passages] if passages is not None else None
     assistant.ask(questions[0].question, k=k, mode=mode)  # warm caches; not timed
     for i, q in enumerate(questions):
         t0 = time.perf_counter()
         ans = assistant.ask(q.question, history=q.history, k=k, mode=mode).to_dict()
         ans["took_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        rows.append(question_row(q, ans))
+        n_rel = sum(norm(q.evidence) in p for p in normed) if (normed is not None and q.evidence) else None
+        rows.append(question_row(q, ans, mode=mode, n_relevant=n_rel))
         if progress:
             progress(i + 1, len(questions))
+    return rows
+
+
+def run_modes(assistant, questions: list[Question], modes: list[str], *, k: int = 5,
+              progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """Every question in every mode, with one loaded assistant; progress(mode, done, total)."""
+    rows: list[dict] = []
+    for mode in modes:
+        step = (lambda done, total, m=mode: progress(m, done, total)) if progress else None
+        rows += run_questions(assistant, questions, mode=mode, k=k, progress=step)
     return rows

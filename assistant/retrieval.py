@@ -8,6 +8,7 @@ words nearest to it ("foundation" -> "fondation", "boss" -> "patron", "billion" 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,8 +22,25 @@ Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 RRF_K = 60
 # A question word is translated to corpus words at least this similar (USE word vectors).
-TRANSLATION_MIN_SIM = 0.62
+TRANSLATION_MIN_SIM = 0.55
+DIRECT_SYNONYM_MIN_SIM = 0.8
 TRANSLATIONS_PER_WORD = 3
+
+
+# Compounds sharing a prefix ("co-chairs" / "co-présidera", "vice-president" / "vice-président")
+# are related beyond what word vectors of the whole compound show.
+PREFIX_BONUS = 0.15
+_PREFIX = re.compile(r"^(co|vice|ex|non|pr[eé]|post|anti|multi|semi|sous|sub|super|inter|n[eé]o|contre|counter|auto|extra|micro|macro)-")
+
+
+def _compound_prefix(word: str) -> str | None:
+    m = _PREFIX.match(textmod.fold(word))
+    return m.group(1).replace("e", "e") if m else None
+
+
+def translation_strength(similarity: float) -> float:
+    """How much a translated term counts: weak matches little, near-identical ones fully."""
+    return float(min(1.0, max(0.0, (similarity - 0.45) / 0.45)))
 
 
 @dataclass
@@ -31,6 +49,12 @@ class QueryWord:
     weight: float  # 1 for the question's own words, less for context carried from history
     terms: dict[int, float]  # term id -> match strength (1 = same stem, else similarity)
     importance: float  # idf of its best term, or the highest idf when nothing in the corpus matches
+    entity: bool = False  # written as a proper name in the question ("Japon", "Zuckerberg")
+    sims: np.ndarray | None = None  # similarity to every corpus vocabulary word
+
+    @property
+    def strength(self) -> float:
+        return max(self.terms.values(), default=0.0)
 
 
 @dataclass
@@ -61,6 +85,10 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self._sentence_vectors: np.ndarray | None = None
+        self._chunk_vectors: np.ndarray | None = None
+        self._sentence_vocab: dict[int, np.ndarray] = {}
+        self._vocab_row: dict[str, int] | None = None
+        self._prefix_rows: dict[str, np.ndarray] | None = None
         self._sentence_terms: dict[int, frozenset[int]] = {}
 
     # ---- query analysis ----------------------------------------------------------------
@@ -68,9 +96,10 @@ class Retriever:
         """Embed the question (blended with weighted context from the conversation) and map its
         words to corpus terms."""
         idx = self.index
-        items: list[tuple[str, float]] = [(w, 1.0) for w in dict.fromkeys(textmod.content_words(question))]
+        items: list[tuple[str, float]] = [(w, 1.0) for w in dict.fromkeys(textmod.content_words(question, question=True))]
+        entities = textmod.proper_names(question)
         for ctx_text, ctx_weight in context:
-            items += [(w, ctx_weight) for w in dict.fromkeys(textmod.content_words(ctx_text)) if w not in dict(items)]
+            items += [(w, ctx_weight) for w in dict.fromkeys(textmod.content_words(ctx_text, question=True)) if w not in dict(items)]
         texts = [question] + [c for c, _ in context] + [w for w, _ in items]
         vecs = self.embedder.encode(texts)
         qvec = vecs[0].copy()
@@ -80,6 +109,12 @@ class Retriever:
         word_vecs = vecs[1 + len(context) :]
         max_idf = float(idx.idf.max()) if len(idx.idf) else 1.0
         sims = word_vecs @ idx.vocab_vectors.T if len(idx.vocab) and len(items) else np.zeros((len(items), 0))
+        for i, (word, _) in enumerate(items):
+            prefix = _compound_prefix(word)
+            if prefix and sims.shape[1]:
+                rows = self._vocab_by_prefix().get(prefix)
+                if rows is not None:
+                    sims[i, rows] += PREFIX_BONUS
         words = []
         for (word, weight), row in zip(items, sims):
             terms: dict[int, float] = {}
@@ -88,14 +123,21 @@ class Retriever:
                 if t is not None:
                     terms[t] = 1.0
             if row.size:
+                # Same-stem matches need no translation: then only near-synonyms are added.
+                floor = DIRECT_SYNONYM_MIN_SIM if terms else TRANSLATION_MIN_SIM
                 top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]
                 for j in top:
                     s = float(row[j])
-                    if s >= TRANSLATION_MIN_SIM:
+                    if s >= floor:
                         t = idx.vocab_terms[j]
-                        terms[t] = max(terms.get(t, 0.0), min(1.0, s))
-            importance = max((float(idx.idf[t]) for t in terms), default=max_idf)
-            words.append(QueryWord(word, weight, terms, importance))
+                        terms[t] = max(terms.get(t, 0.0), translation_strength(s))
+            if terms:
+                best = max(terms, key=lambda t: (terms[t], -idx.idf[t]))
+                importance = float(idx.idf[best])
+            else:
+                importance = max_idf
+            words.append(QueryWord(word, weight, terms, importance, entity=weight >= 1.0 and word in entities,
+                                   sims=row if row.size else None))
         return Query(question, language or textmod.detect_language(question), qvec, words)
 
     # ---- candidate generation -----------------------------------------------------------
@@ -160,6 +202,35 @@ class Retriever:
         if self._sentence_vectors is not None:
             return self._sentence_vectors[sid]
         return idx.sentence_index.reconstruct(int(sid))
+
+    def chunk_vector(self, cid: int) -> np.ndarray:
+        idx = self.index
+        if self._chunk_vectors is None and idx.chunk_index.ntotal <= 200_000:
+            self._chunk_vectors = idx.chunk_index.reconstruct_n(0, idx.chunk_index.ntotal)
+        if self._chunk_vectors is not None:
+            return self._chunk_vectors[cid]
+        return idx.chunk_index.reconstruct(int(cid))
+
+    def _vocab_by_prefix(self) -> dict[str, np.ndarray]:
+        if self._prefix_rows is None:
+            groups: dict[str, list[int]] = {}
+            for i, w in enumerate(self.index.vocab):
+                p = _compound_prefix(w)
+                if p:
+                    groups.setdefault(p, []).append(i)
+            self._prefix_rows = {p: np.array(r, dtype=np.int64) for p, r in groups.items()}
+        return self._prefix_rows
+
+    def sentence_vocab(self, sid: int) -> np.ndarray:
+        """Vocabulary rows of the sentence's words, for soft (translated) word matching."""
+        cached = self._sentence_vocab.get(sid)
+        if cached is None:
+            if self._vocab_row is None:
+                self._vocab_row = {w: i for i, w in enumerate(self.index.vocab)}
+            rows = {self._vocab_row[w] for w in textmod.content_words(self.index.sentence_text(sid)) if w in self._vocab_row}
+            cached = np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
+            self._sentence_vocab[sid] = cached
+        return cached
 
     def sentence_terms(self, sid: int) -> frozenset[int]:
         cached = self._sentence_terms.get(sid)

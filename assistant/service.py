@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import text as textmod
 from .answering import Answer, Answerer, Citation, question_type
-from .conversation import CONTEXT_WEIGHT, MAX_CONTEXT_DEPTH, is_follow_up
+from .conversation import CONTEXT_WEIGHT, MAX_CONTEXT_DEPTH, is_elliptic, is_follow_up
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
 from .index import LoadedIndex, Progress, build_index, build_lock, index_status, load_index
@@ -81,7 +81,13 @@ class Assistant:
             log.warning("building the index: %s", reason)
             self.build(progress=progress)
         else:
-            self._install(load_index(self.settings.index_dir))
+            try:
+                self._install(load_index(self.settings.index_dir))
+            except (IndexCorruptError, IndexMismatchError) as exc:
+                if rebuild != "any":
+                    raise
+                log.warning("rebuilding the index: %s", exc)
+                self.build(force=True, progress=progress)
         return self
 
     def build(self, *, force: bool = False, skip_invalid: bool = False, progress: Progress | None = None) -> dict:
@@ -125,7 +131,8 @@ class Assistant:
         if prev_answer.found and prev_answer.span_type:
             context.append((prev_answer.answer, CONTEXT_WEIGHT))
         context += [(c, w * 0.5) for c, w in prev.context]
-        return Resolved(context, kind or prev.kind)
+        # An elliptic follow-up ("Et celui de Google ?") asks for the same type as the question before.
+        return Resolved(context, kind or (prev.kind if is_elliptic(question) else None))
 
     def _answer_with(self, retriever, answerer, question: str, resolved: Resolved, *, k: int, mode: str) -> Answer:
         query = retriever.analyze(question, resolved.context)

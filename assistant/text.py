@@ -30,6 +30,14 @@ STOPWORDS_EN = frozenset(
     who whom whose this that these those am would could shall may might must also get gets got
     going go goes one ones much many""".split()
 )
+# Words that frame a question rather than carry its content ("What is X supposed to ...").
+QUESTION_FRAME = frozenset(
+    """supposed expected say says said according mentioned mention article text talk talks kind type
+    thing things name named called happen happens exactly actually really new tell know
+    censé censée censés prévu prévue dit dite selon article texte nom appelle appelé appelée chose
+    choses exactement vraiment nouveau nouvelle nouveaux sait savoir""".split()
+)
+STOPWORDS_QUESTION = QUESTION_FRAME
 STOPWORDS = STOPWORDS_FR | STOPWORDS_EN
 
 _FR_MARKERS = frozenset(
@@ -63,17 +71,22 @@ def words(text: str) -> list[str]:
     out = []
     for m in _WORD.finditer(text.translate(APOSTROPHES)):
         w = _ELISION.sub("", m.group())
+        if w.endswith("'s") or w.endswith("'S"):
+            w = w[:-2]
         if w:
             out.append(w)
     return out
 
 
-def content_words(text: str) -> list[str]:
-    """Lower-case words that carry meaning: no stop words, no one-letter tokens."""
+def content_words(text: str, *, question: bool = False) -> list[str]:
+    """Lower-case words that carry meaning: no stop words, no one-letter tokens (and, for a
+    question, none of the words that only frame it)."""
     out = []
     for w in words(text):
         lw = w.lower()
         if len(lw) > 1 and lw not in STOPWORDS and fold(lw) not in STOPWORDS:
+            if question and lw in QUESTION_FRAME:
+                continue
             out.append(lw)
     return out
 
@@ -89,6 +102,21 @@ def stem(word: str, language: str = "fr") -> str:
 def terms(text: str, language: str = "fr") -> list[str]:
     """Index terms of a text: stems of its content words."""
     return [stem(w, language) for w in content_words(text)]
+
+
+def proper_names(text: str) -> set[str]:
+    """Lower-case words written as proper names: capitalised, not the first word of the text
+    unless it is no common question word, not a short acronym (AI, IA, UE)."""
+    out = set()
+    for i, w in enumerate(words(text)):
+        if not w[:1].isupper() or w.lower() in STOPWORDS:
+            continue
+        if w.isupper() and len(w) <= 3:
+            continue
+        if i == 0 and w.lower() in QUESTION_FRAME:
+            continue
+        out.add(w.lower())
+    return out
 
 
 def detect_language(text: str) -> str:
@@ -133,6 +161,6 @@ COUNT_SPAN = re.compile(
     re.I,
 )
 PLACE_SPAN = re.compile(
-    rf"\b(?:à|au|aux|en|dans|sur|in|at)\s(?:l['’]|la\s|le\s|les\s)?(?:{_NAME_TOKEN}(?:(?:\s|{_NAME_GLUE}){_NAME_TOKEN})*)"
-    rf"|\b(?:au|à\sl['’]|at\sthe)\s(?:siège|incubateur|institut|plateau)\s[^,.;]+"
+    rf"\b(?:à|au|aux|en|dans|in|at)\s(?:l['’]|la\s|le\s|les\s)?(?![A-Z]{{2}}\b)(?:{_NAME_TOKEN}(?:(?:\s|{_NAME_GLUE}){_NAME_TOKEN})*)"
+    rf"|\b(?:au|à\sl['’]|at\sthe)\s(?:siège|incubateur|institut|plateau|headquarters|campus)\s(?:\w+\s){{0,3}}?(?:de\s|du\s|des\s|d['’]|of\s)(?:l['’]|la\s|le\s|the\s)?{_NAME_TOKEN}(?:(?:\s|{_NAME_GLUE}){_NAME_TOKEN})*"
 )

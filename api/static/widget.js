@@ -1,502 +1,475 @@
-/*! Summit Assistant – embeddable chat widget (plain JS, no build step).
- * Embed: <script src="https://host/widget.js" data-api="https://host" data-lang="fr"></script>
- * All server text is rendered with text nodes only (no innerHTML). CSP friendly:
- * no inline code, styles come from widget.css loaded next to this script. */
+/*! Summit Assistant chat widget (plain JS, no build step): <script src="https://host/widget.js" data-api="https://host" data-lang="fr"></script>
+ * Server text goes into text nodes only (no innerHTML); no inline code, so a strict CSP works. */
 (function () {
-  'use strict';
-  if (window.SummitWidget) return;
+'use strict';
+if (window.SummitWidget) return;
 
-  var script = document.currentScript || (function () {
-    var s = document.querySelectorAll('script[src*="widget.js"]');
-    return s[s.length - 1];
-  })();
-  var SRC = (script && script.src) || location.href;
-  var ds = (script && script.dataset) || {};
-  var API = new URL(ds.api || '/', SRC).href.replace(/\/+$/, '');
-  var CSS = new URL('widget.css', SRC).href;
-  var NS = 'http://www.w3.org/2000/svg';
+var script = document.currentScript || (function () {
+  var s = document.querySelectorAll('script[src*="widget.js"]');
+  return s[s.length - 1];
+})();
+var SRC = (script && script.src) || location.href;
+var ds = (script && script.dataset) || {};
+var API = new URL(ds.api || '/', SRC).href.replace(/\/+$/, '');
+var CSS = new URL('widget.css', SRC).href;
+var NS = 'http://www.w3.org/2000/svg';
 
-  var S = {
-    fr: {
-      sub: 'Sommet pour l\u2019action sur l\u2019IA',
-      open: 'Ouvrir Summit Assistant',
-      dialog: 'Summit Assistant, questions sur le Sommet pour l\u2019action sur l\u2019IA',
-      close: 'Fermer', reset: 'Nouvelle conversation',
-      lang: 'Langue : fran\u00e7ais. Passer en anglais',
-      welcome: 'Bonjour\u00a0! Posez une question sur le Sommet pour l\u2019action sur l\u2019IA de Paris. Chaque r\u00e9ponse cite ses sources\u00a0: cliquez sur [1], [2]\u2026 pour voir l\u2019extrait.',
-      ex: ['Quels pays n\u2019ont pas sign\u00e9 la d\u00e9claration finale\u00a0?', 'Quels investissements ont \u00e9t\u00e9 annonc\u00e9s\u00a0?'],
-      ph: 'Votre question\u2026', input: 'Votre question',
-      hint: 'Entr\u00e9e pour envoyer, Maj+Entr\u00e9e pour aller \u00e0 la ligne.',
-      send: 'Envoyer', you: 'Vous\u00a0: ', bot: 'Assistant\u00a0: ',
-      typing: 'Recherche dans les sources\u2026',
-      sources: 'Sources\u00a0:', source: 'Source ',
-      nf: 'Pas dans mes sources',
-      err: 'Erreur', net: 'Erreur r\u00e9seau',
-      netMsg: 'Impossible de joindre le serveur.',
-      timeout: 'Le serveur met trop de temps \u00e0 r\u00e9pondre.',
-      bad: 'R\u00e9ponse du serveur illisible.',
-      retry: 'R\u00e9essayer', back: 'Retour',
-      openDoc: 'Ouvrir le document complet', orig: 'Article original',
-      loading: 'Chargement du document\u2026', doc: 'Document complet', pub: 'publi\u00e9 le ',
-      loc: 'fr-FR'
-    },
-    en: {
-      sub: 'AI Action Summit \u2013 Paris',
-      open: 'Open Summit Assistant',
-      dialog: 'Summit Assistant, questions about the AI Action Summit',
-      close: 'Close', reset: 'New conversation',
-      lang: 'Language: English. Switch to French',
-      welcome: 'Hello! Ask a question about the Paris AI Action Summit. Every answer cites its sources: click [1], [2]\u2026 to see the passage.',
-      ex: ['Which countries did not sign the final declaration?', 'What investments were announced?'],
-      ph: 'Your question\u2026', input: 'Your question',
-      hint: 'Enter to send, Shift+Enter for a new line.',
-      send: 'Send', you: 'You: ', bot: 'Assistant: ',
-      typing: 'Searching the sources\u2026',
-      sources: 'Sources:', source: 'Source ',
-      nf: 'Not in my sources',
-      err: 'Error', net: 'Network error',
-      netMsg: 'Could not reach the server.',
-      timeout: 'The server took too long to answer.',
-      bad: 'Unreadable server response.',
-      retry: 'Retry', back: 'Back',
-      openDoc: 'Open the whole document', orig: 'Original article',
-      loading: 'Loading the document\u2026', doc: 'Whole document', pub: 'published ',
-      loc: 'en-GB'
-    }
-  };
+var S = {};
+S.fr = {
+  sub: 'Sommet pour l’action sur l’IA',
+  open: 'Ouvrir Summit Assistant',
+  dialog: 'Summit Assistant, questions sur le Sommet pour l’action sur l’IA',
+  close: 'Fermer', reset: 'Nouvelle conversation',
+  lang: 'Langue : français. Passer en anglais',
+  welcome: 'Bonjour\u00a0! Posez une question sur le Sommet pour l’action sur l’IA de Paris. Chaque réponse cite ses sources\u00a0: cliquez sur [1], [2]… pour voir l’extrait.',
+  ex: ['Quels pays n’ont pas signé la déclaration finale\u00a0?', 'Quels investissements ont été annoncés\u00a0?'],
+  input: 'Votre question',
+  hint: 'Entrée pour envoyer, Maj+Entrée pour aller à la ligne.',
+  send: 'Envoyer', you: 'Vous\u00a0: ', bot: 'Assistant\u00a0: ',
+  typing: 'Recherche dans les sources…',
+  sources: 'Sources\u00a0:', source: 'Source ',
+  nf: 'Pas dans mes sources',
+  err: 'Erreur', net: 'Erreur réseau',
+  netMsg: 'Impossible de joindre le serveur.',
+  timeout: 'Le serveur met trop de temps à répondre.',
+  bad: 'Réponse du serveur illisible.',
+  retry: 'Réessayer', back: 'Retour',
+  openDoc: 'Ouvrir le document complet', orig: 'Article original',
+  loading: 'Chargement du document…', doc: 'Document complet', pub: 'publié le ',
+  loc: 'fr-FR'
+};
+S.en = {
+  sub: 'AI Action Summit – Paris',
+  open: 'Open Summit Assistant',
+  dialog: 'Summit Assistant, questions about the AI Action Summit',
+  close: 'Close', reset: 'New conversation',
+  lang: 'Language: English. Switch to French',
+  welcome: 'Hello! Ask a question about the Paris AI Action Summit. Every answer cites its sources: click [1], [2]… to see the passage.',
+  ex: ['Which countries did not sign the final declaration?', 'What investments were announced?'],
+  input: 'Your question',
+  hint: 'Enter to send, Shift+Enter for a new line.',
+  send: 'Send', you: 'You: ', bot: 'Assistant: ',
+  typing: 'Searching the sources…',
+  sources: 'Sources:', source: 'Source ',
+  nf: 'Not in my sources',
+  err: 'Error', net: 'Network error',
+  netMsg: 'Could not reach the server.',
+  timeout: 'The server took too long to answer.',
+  bad: 'Unreadable server response.',
+  retry: 'Retry', back: 'Back',
+  openDoc: 'Open the whole document', orig: 'Original article',
+  loading: 'Loading the document…', doc: 'Whole document', pub: 'published ',
+  loc: 'en-GB'
+};
 
-  function pickLang(l) { return String(l || '').toLowerCase().indexOf('fr') === 0 ? 'fr' : 'en'; }
-  var lang = /^(fr|en)/i.test(ds.lang || '') ? pickLang(ds.lang) : pickLang(document.documentElement.lang);
-  var binds = [], history = [], busy = false, isOpen = false, view = 'chat';
-  var lastBadge = null, current = null, docCache = {}, docReq = 0;
+function pickLang(l) { return String(l || '').toLowerCase().indexOf('fr') === 0 ? 'fr' : 'en'; }
+var lang = /^(fr|en)/i.test(ds.lang || '') ? pickLang(ds.lang) : pickLang(document.documentElement.lang);
+var binds = [], history = [], busy = false, isOpen = false, view = 'chat';
+var lastBadge = null, docCache = {}, docReq = 0;
 
-  /* ---------- DOM helpers (never innerHTML) ---------- */
-  function str(x) { return x == null ? '' : String(x); }
-  function h(tag, a, kids) {
-    var e = document.createElement(tag);
-    for (var k in a || {}) {
-      var v = a[k];
-      if (v == null || v === false) continue;
-      if (k === 'c') e.className = v.split(' ').map(function (x) { return 'summit-' + x; }).join(' ');
-      else if (k === 't') e.setAttribute('data-testid', 'summit-' + v);
-      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    (kids || []).forEach(function (c) {
-      if (c != null) e.appendChild(typeof c === 'object' ? c : document.createTextNode(str(c)));
-    });
-    return e;
+// ---- DOM helpers (never innerHTML)
+function str(x) { return x == null ? '' : String(x); }
+function h(tag, a, kids) {
+  var e = document.createElement(tag);
+  if (tag === 'button') e.type = 'button'; // never submit by accident
+  for (var k in a || {}) {
+    var v = a[k];
+    if (v == null || v === false) continue;
+    if (k === 'c') e.className = v.split(' ').map(function (x) { return 'summit-' + x; }).join(' ');
+    else if (k === 't') e.setAttribute('data-testid', 'summit-' + v);
+    else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
   }
-  function icon(d) {
-    var s = document.createElementNS(NS, 'svg'), p = document.createElementNS(NS, 'path');
-    s.setAttribute('viewBox', '0 0 24 24'); s.setAttribute('aria-hidden', 'true'); s.setAttribute('focusable', 'false');
-    p.setAttribute('d', d); s.appendChild(p); return s;
-  }
-  var I = {
-    chat: 'M4 4h16a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1H10l-5 4v-4H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zM8 9h8M8 13h5',
-    close: 'M6 6l12 12M18 6L6 18', send: 'M4 12h15M13 6l6 6-6 6', back: 'M15 5l-7 7 7 7',
-    reset: 'M4 12a8 8 0 1 0 2.5-5.8M4 4v5h5', nf: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM6 6l12 12',
-    err: 'M12 3l10 18H2zM12 10v5M12 18v.01', doc: 'M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6',
-    ext: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6'
-  };
-  // bind(el, fn): fn(el, strings) now and on every language switch
-  function bind(e, fn) { binds.push([e, fn]); fn(e, S[lang]); return e; }
-  function T(e, key, pre) { return bind(e, function (x, s) { x.textContent = (pre || '') + s[key]; }); }
-  function A(e, attr, key) { return bind(e, function (x, s) { x.setAttribute(attr, s[key]); }); }
+  (kids || []).forEach(function (c) { if (c != null) e.append(c); }); // strings become text nodes
+  return e;
+}
+function icon(d) {
+  var s = document.createElementNS(NS, 'svg'), p = document.createElementNS(NS, 'path');
+  s.setAttribute('viewBox', '0 0 24 24'); s.setAttribute('aria-hidden', 'true');
+  p.setAttribute('d', d); s.appendChild(p); return s;
+}
+var I = {
+  chat: 'M4 4h16a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1H10l-5 4v-4H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zM8 9h8M8 13h5',
+  close: 'M6 6l12 12M18 6L6 18', send: 'M4 12h15M13 6l6 6-6 6', back: 'M15 5l-7 7 7 7',
+  reset: 'M4 12a8 8 0 1 0 2.5-5.8M4 4v5h5', nf: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM6 6l12 12',
+  err: 'M12 3l10 18H2zM12 10v5M12 18v.01', doc: 'M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6',
+  ext: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6'
+};
+// bind(el, fn): fn(el, strings) now and on every language switch
+function bind(e, fn) { binds.push([e, fn]); fn(e, S[lang]); return e; }
+function T(e, key, pre) { return bind(e, function (x, s) { x.textContent = (pre || '') + s[key]; }); }
+function A(e, attr, key) { return bind(e, function (x, s) { x.setAttribute(attr, s[key]); }); }
+function L(e, key) { return bind(e, function (x, s) { x.setAttribute('aria-label', x.title = s[key]); }); } // label + tooltip
 
-  /* ---------- highlight helpers ---------- */
-  // Server offsets count code points; JS strings count UTF-16 units.
-  function mapper(t) {
-    var f;
-    if (!/[\uD800-\uDBFF]/.test(t)) { f = function (i) { return i; }; f.n = t.length; return f; }
-    var m = [];
-    for (var i = 0; i < t.length; i++) {
-      m.push(i);
-      var c = t.charCodeAt(i);
-      if (c >= 0xD800 && c < 0xDC00 && i + 1 < t.length) i++;
-    }
-    m.push(t.length);
-    f = function (k) { return m[k]; }; f.n = m.length - 1; return f;
-  }
-  function ranges(hl, off, t) {
-    var map = mapper(t), n = map.n, r = [], out = [];
-    function cl(v) { v = Math.floor(+v - off); return v > 0 ? (v < n ? v : n) : 0; }
-    (Array.isArray(hl) ? hl : []).forEach(function (x) {
-      if (!x || x.length < 2) return;
-      var a = cl(x[0]), b = cl(x[1]);
-      if (b > a) r.push([map(a), map(b)]);
-    });
-    r.sort(function (p, q) { return p[0] - q[0]; }).forEach(function (x) {
-      var l = out[out.length - 1];
-      if (l && x[0] <= l[1]) l[1] = Math.max(l[1], x[1]); else out.push(x);
-    });
-    return out;
-  }
-  // text -> fragment of text nodes, <mark> for marks, wrapped in a span for the passage range
-  function build(text, marks, pass) {
-    var cuts = [0, text.length], f = document.createDocumentFragment(), wrap = null;
-    marks.forEach(function (r) { cuts.push(r[0], r[1]); });
-    if (pass) cuts.push(pass[0], pass[1]);
-    cuts.sort(function (a, b) { return a - b; });
-    for (var i = 0; i < cuts.length - 1; i++) {
-      var a = cuts[i], b = cuts[i + 1];
-      if (a >= b) continue;
-      var seg = text.slice(a, b);
-      var inM = marks.some(function (r) { return r[0] <= a && b <= r[1]; });
-      var node = inM ? h('mark', { c: 'mark', t: 'highlight' }, [seg]) : document.createTextNode(seg);
-      if (pass && pass[0] <= a && b <= pass[1]) {
-        if (!wrap) { wrap = h('span', { c: 'inpass' }); f.appendChild(wrap); }
-        wrap.appendChild(node);
-      } else { wrap = null; f.appendChild(node); }
-    }
-    return f;
-  }
-  function fmtDate(v) {
-    v = str(v); if (!v) return '';
-    var m = /^(\d{4})-(\d\d)-(\d\d)(T00:00(:00(\.0+)?)?(Z|[+-]00:?00)?)?$/.exec(v);
-    var d = m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3])) : new Date(v);
-    if (isNaN(d)) return v;
-    try {
-      return d.toLocaleDateString(S[lang].loc, { year: 'numeric', month: 'long', day: 'numeric', timeZone: m ? 'UTC' : undefined });
-    } catch (e) { return v; }
-  }
-  function safeUrl(u) {
-    if (!u) return null;
-    try { var x = new URL(String(u), location.href); return /^https?:$/.test(x.protocol) ? x.href : null; } catch (e) { return null; }
-  }
-
-  /* ---------- network ---------- */
-  function detailOf(d, txt) {
-    var x = d && typeof d === 'object' ? (d.detail != null ? d.detail : d.message) : null;
-    if (Array.isArray(x)) {
-      x = x.map(function (i) {
-        if (!i || typeof i !== 'object') return str(i);
-        var loc = Array.isArray(i.loc) ? i.loc.filter(function (p) { return p !== 'body'; }).join('.') : '';
-        return (loc ? loc + ' : ' : '') + (i.msg != null ? str(i.msg) : JSON.stringify(i));
-      }).join(' ; ');
-    } else if (x && typeof x === 'object') x = x.msg || x.message || JSON.stringify(x);
-    if (x == null || x === '') x = str(txt).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
-    return str(x);
-  }
-  function request(path, body) {
-    var ctl = window.AbortController ? new AbortController() : null;
-    var timer = ctl && setTimeout(function () { ctl.abort(); }, 90000);
-    var opt = { method: body ? 'POST' : 'GET', headers: { Accept: 'application/json' }, signal: ctl && ctl.signal };
-    if (body) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
-    return fetch(API + path, opt).then(function (res) {
-      return res.text().then(function (txt) {
-        var d = null;
-        try { d = txt ? JSON.parse(txt) : null; } catch (e) { /* not JSON */ }
-        if (!res.ok) throw { status: res.status, statusText: res.statusText, detail: detailOf(d, txt) };
-        if (!d || typeof d !== 'object') throw { bad: true, status: res.status };
-        return d;
-      });
-    }, function (e) {
-      throw { net: true, abort: !!(e && e.name === 'AbortError'), detail: e && e.message };
-    }).finally(function () { clearTimeout(timer); });
-  }
-
-  /* ---------- build the UI ---------- */
-  var root = h('div', { c: 'root', 'data-summit-widget': '' });
-  root.hidden = true; // until widget.css is loaded (avoids a flash of unstyled content)
-
-  var launcher = h('button', { type: 'button', c: 'launcher', t: 'launcher', 'aria-expanded': 'false',
-    'aria-controls': 'summit-panel', onclick: function () { toggle(); } }, [icon(I.chat)]);
-  A(launcher, 'aria-label', 'open'); A(launcher, 'title', 'open');
-
-  var langFr = h('span', { 'aria-hidden': 'true' }, ['FR']), langEn = h('span', { 'aria-hidden': 'true' }, ['EN']);
-  var langBtn = h('button', { type: 'button', c: 'lang', t: 'lang', onclick: function () { setLang(lang === 'fr' ? 'en' : 'fr'); } }, [langFr, langEn]);
-  bind(langBtn, function (e, s) {
-    e.setAttribute('aria-label', s.lang); e.title = s.lang;
-    langFr.className = lang === 'fr' ? 'summit-on' : ''; langEn.className = lang === 'en' ? 'summit-on' : '';
+// ---- highlight helpers
+// Server offsets count code points; JS strings count UTF-16 units.
+function mapper(t) {
+  var m = [0];
+  Array.from(t).forEach(function (ch) { m.push(m[m.length - 1] + ch.length); });
+  var f = function (k) { return m[k]; }; f.n = m.length - 1; return f;
+}
+function ranges(hl, off, t) {
+  var map = mapper(t), n = map.n, r = [], out = [];
+  function cl(v) { return Math.max(0, Math.min(n, Math.floor(v - off))); } // NaN -> dropped
+  (Array.isArray(hl) ? hl : []).forEach(function (x) {
+    if (!x || x.length < 2) return;
+    var a = cl(x[0]), b = cl(x[1]);
+    if (b > a) r.push([map(a), map(b)]);
   });
-  var resetBtn = h('button', { type: 'button', c: 'ibtn', t: 'reset', onclick: reset }, [icon(I.reset)]);
-  A(resetBtn, 'aria-label', 'reset'); A(resetBtn, 'title', 'reset');
-  var closeBtn = h('button', { type: 'button', c: 'ibtn', t: 'close', onclick: function () { close(); } }, [icon(I.close)]);
-  A(closeBtn, 'aria-label', 'close'); A(closeBtn, 'title', 'close');
-
-  var head = h('div', { c: 'head' }, [
-    h('div', { c: 'titles' }, [h('h2', { c: 'title', id: 'summit-title' }, ['Summit Assistant']), T(h('p', { c: 'sub' }), 'sub')]),
-    langBtn, resetBtn, closeBtn
-  ]);
-
-  var suggest = h('div', { c: 'suggest' }, [0, 1].map(function (i) {
-    return bind(h('button', { type: 'button', c: 'chip', t: 'suggestion', onclick: function (e) {
-      if (busy) return; input.value = e.currentTarget.textContent; submit();
-    } }), function (e, s) { e.textContent = s.ex[i]; });
-  }));
-  var welcome = h('div', { c: 'welcome', t: 'welcome' }, [T(h('p'), 'welcome'), suggest]);
-  var log = h('div', { c: 'log', t: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-busy': 'false', tabindex: '0' }, [welcome]);
-  A(log, 'aria-label', 'dialog');
-
-  var input = h('textarea', { id: 'summit-input', c: 'input', t: 'input', rows: '1', 'aria-describedby': 'summit-hint', autocomplete: 'off',
-    oninput: autosize, onkeydown: function (e) {
-      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
-    } });
-  A(input, 'placeholder', 'ph');
-  var sendBtn = h('button', { type: 'submit', c: 'send', t: 'send' }, [icon(I.send)]);
-  A(sendBtn, 'aria-label', 'send'); A(sendBtn, 'title', 'send');
-  var form = h('form', { c: 'form', novalidate: true, onsubmit: function (e) { e.preventDefault(); submit(); } }, [
-    T(h('label', { c: 'sr', 'for': 'summit-input' }), 'input'),
-    input, T(h('span', { c: 'sr', id: 'summit-hint' }), 'hint'), sendBtn
-  ]);
-
-  // detail view (passage of one citation)
-  var dBack = h('button', { type: 'button', c: 'back', t: 'back', onclick: function () { goBack(); } }, [icon(I.back), T(h('span'), 'back')]);
-  var dLabel = h('span', { c: 'bartitle' });
-  var dScroll = h('div', { c: 'scroll' });
-  var detail = h('section', { c: 'over', t: 'detail', id: 'summit-detail', role: 'region', 'aria-labelledby': 'summit-dtitle', hidden: true },
-    [h('div', { c: 'bar' }, [dBack, dLabel]), dScroll]);
-
-  // document view (whole text)
-  var docBack = h('button', { type: 'button', c: 'back', t: 'doc-back', onclick: function () { goBack(); } }, [icon(I.back), T(h('span'), 'back')]);
-  var docScroll = h('div', { c: 'scroll', tabindex: '0' });
-  var docView = h('section', { c: 'over', t: 'doc', role: 'region', 'aria-labelledby': 'summit-doctitle', hidden: true },
-    [h('div', { c: 'bar' }, [docBack, T(h('span', { c: 'bartitle' }), 'doc')]), docScroll]);
-
-  var panel = h('div', { id: 'summit-panel', c: 'panel', t: 'panel', role: 'dialog', 'aria-modal': 'false', hidden: true },
-    [head, h('div', { c: 'body' }, [log, form, detail, docView])]);
-  A(panel, 'aria-label', 'dialog');
-  root.appendChild(launcher); root.appendChild(panel);
-
-  /* ---------- conversation ---------- */
-  function autosize() {
-    input.style.height = 'auto';
-    input.style.height = Math.min(input.scrollHeight + 2, 140) + 'px';
+  r.sort(function (p, q) { return p[0] - q[0]; }).forEach(function (x) {
+    var l = out[out.length - 1];
+    if (l && x[0] <= l[1]) l[1] = Math.max(l[1], x[1]); else out.push(x);
+  });
+  return out;
+}
+// text -> fragment of text nodes, <mark> for marks, wrapped in a span for the passage range
+function build(text, marks, pass) {
+  var cuts = [0, text.length], f = document.createDocumentFragment(), wrap = null;
+  marks.forEach(function (r) { cuts.push(r[0], r[1]); });
+  if (pass) cuts.push(pass[0], pass[1]);
+  cuts.sort(function (a, b) { return a - b; });
+  for (var i = 0; i < cuts.length - 1; i++) {
+    var a = cuts[i], b = cuts[i + 1];
+    if (a >= b) continue;
+    var seg = text.slice(a, b);
+    var inM = marks.some(function (r) { return r[0] <= a && b <= r[1]; });
+    var node = inM ? h('mark', { c: 'mark', t: 'highlight' }, [seg]) : document.createTextNode(seg);
+    if (pass && pass[0] <= a && b <= pass[1]) {
+      if (!wrap) { wrap = h('span', { c: 'inpass' }); f.appendChild(wrap); }
+      wrap.appendChild(node);
+    } else { wrap = null; f.appendChild(node); }
   }
-  function scrollEnd() { log.scrollTop = log.scrollHeight; }
-  function msg(role, kids) {
-    var m = h('div', { c: 'msg', t: 'msg', 'data-role': role }, [T(h('span', { c: 'sr' }), role === 'user' ? 'you' : 'bot')].concat(kids));
-    log.appendChild(m);
-    return m;
-  }
-  function setBusy(b) {
-    busy = b;
-    sendBtn.disabled = b; resetBtn.disabled = b;
-    log.setAttribute('aria-busy', b ? 'true' : 'false');
-    panel.classList.toggle('summit-busy', b);
-  }
-  function submit() {
-    var q = input.value.trim();
-    if (busy) return;
-    if (!q) { input.focus(); return; }
-    input.value = ''; autosize();
-    msg('user', [h('p', { c: 'txt' }, [q])]);
-    scrollEnd();
-    ask(q, history.slice(-20));
-  }
-  function ask(q, hist) {
-    setBusy(true);
-    var typing = h('div', { c: 'typing', t: 'typing' }, [
-      h('span', { c: 'dots', 'aria-hidden': 'true' }, [h('i'), h('i'), h('i')]), T(h('span'), 'typing')]);
-    log.appendChild(typing); scrollEnd();
-    function done() { typing.remove(); setBusy(false); }
-    return request('/api/ask', { question: q, history: hist, k: 5 }).then(function (d) {
-      if (typeof d.answer !== 'string') throw { bad: true, status: 200 };
-      done(); history.push(q); addAnswer(d);
-    }).catch(function (err) {
-      if (!(err && (err.status || err.net || err.bad))) err = { bad: true, detail: str(err && err.message) };
-      if (busy) done();
-      addError(err, q, hist);
+  return f;
+}
+function fmtDate(v) { // "2025-02-10..." -> "10 février 2025"; anything else as given
+  var m = /^(\d{4})-(\d\d)-(\d\d)/.exec(v = str(v));
+  return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3])).toLocaleDateString(S[lang].loc, { dateStyle: 'long', timeZone: 'UTC' }) : v;
+}
+function safeUrl(u) {
+  if (!u) return null;
+  try { var x = new URL(String(u), location.href); return /^https?:$/.test(x.protocol) ? x.href : null; } catch (e) { return null; }
+}
+
+// ---- network
+// The API's {"detail": "..."}; for anything else, the start of the body as plain text.
+function detailOf(d, txt) {
+  var x = d && d.detail;
+  if (x && typeof x === 'object') x = JSON.stringify(x);
+  return str(x || str(txt).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300));
+}
+function request(path, body) {
+  var ctl = new AbortController(), timer = setTimeout(function () { ctl.abort(); }, 90000);
+  var opt = { method: body ? 'POST' : 'GET', headers: { Accept: 'application/json' }, signal: ctl.signal };
+  if (body) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
+  return fetch(API + path, opt).then(function (res) {
+    return res.text().then(function (txt) {
+      var d = null;
+      try { d = txt ? JSON.parse(txt) : null; } catch (e) { /* not JSON */ }
+      if (!res.ok) throw { status: res.status, statusText: res.statusText, detail: detailOf(d, txt) };
+      if (!d || typeof d !== 'object') throw { bad: true, status: res.status };
+      return d;
     });
+  }, function (e) {
+    throw { net: true, abort: !!(e && e.name === 'AbortError'), detail: e && e.message };
+  }).finally(function () { clearTimeout(timer); });
+}
+
+// ---- build the UI
+var root = h('div', { c: 'root', 'data-summit-widget': '' });
+root.hidden = true; // until widget.css is loaded (avoids a flash of unstyled content)
+
+var launcher = h('button', { c: 'launcher', t: 'launcher', 'aria-expanded': 'false',
+  'aria-controls': 'summit-panel', onclick: toggle }, [icon(I.chat)]);
+L(launcher, 'open');
+
+var langFr = h('span', { 'aria-hidden': 'true' }, ['FR']), langEn = h('span', { 'aria-hidden': 'true' }, ['EN']);
+var langBtn = h('button', { c: 'lang', t: 'lang', onclick: function () { setLang(lang === 'fr' ? 'en' : 'fr'); } }, [langFr, langEn]);
+L(langBtn, 'lang');
+bind(langBtn, function () {
+  langFr.className = lang === 'fr' ? 'summit-on' : ''; langEn.className = lang === 'en' ? 'summit-on' : '';
+});
+var resetBtn = h('button', { c: 'ibtn', t: 'reset', onclick: reset }, [icon(I.reset)]);
+L(resetBtn, 'reset');
+var closeBtn = h('button', { c: 'ibtn', t: 'close', onclick: close }, [icon(I.close)]);
+L(closeBtn, 'close');
+
+var head = h('div', { c: 'head' }, [
+  h('div', { c: 'titles' }, [h('h2', { c: 'title', id: 'summit-title' }, ['Summit Assistant']), T(h('p', { c: 'sub' }), 'sub')]),
+  langBtn, resetBtn, closeBtn
+]);
+
+var suggest = h('div', { c: 'suggest' }, [0, 1].map(function (i) {
+  return bind(h('button', { c: 'chip', t: 'suggestion', onclick: function (e) {
+    if (busy) return; input.value = e.currentTarget.textContent; submit();
+  } }), function (e, s) { e.textContent = s.ex[i]; });
+}));
+var welcome = h('div', { c: 'welcome', t: 'welcome' }, [T(h('p'), 'welcome'), suggest]);
+var log = h('div', { c: 'log', t: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: '0' }, [welcome]);
+A(log, 'aria-label', 'dialog');
+
+var input = h('textarea', { id: 'summit-input', c: 'input', t: 'input', rows: '1', 'aria-describedby': 'summit-hint', autocomplete: 'off',
+  oninput: autosize, onkeydown: function (e) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
+  } });
+bind(input, function (e, s) { e.placeholder = s.input + '…'; });
+var sendBtn = h('button', { type: 'submit', c: 'send', t: 'send' }, [icon(I.send)]);
+L(sendBtn, 'send');
+var form = h('form', { c: 'form', novalidate: true, onsubmit: function (e) { e.preventDefault(); submit(); } }, [
+  T(h('label', { c: 'sr', 'for': 'summit-input' }), 'input'),
+  input, T(h('span', { c: 'sr', id: 'summit-hint' }), 'hint'), sendBtn
+]);
+
+// detail view (passage of one citation)
+var dBack = h('button', { c: 'back', t: 'back', onclick: goBack }, [icon(I.back), T(h('span'), 'back')]);
+var dLabel = h('span', { c: 'bartitle' });
+var dScroll = h('div', { c: 'scroll' });
+var detail = h('section', { c: 'over', t: 'detail', id: 'summit-detail', role: 'region', 'aria-labelledby': 'summit-dtitle', hidden: true },
+  [h('div', { c: 'bar' }, [dBack, dLabel]), dScroll]);
+
+// document view (whole text)
+var docBack = h('button', { c: 'back', t: 'doc-back', onclick: goBack }, [icon(I.back), T(h('span'), 'back')]);
+var docScroll = h('div', { c: 'scroll', tabindex: '0' });
+var docView = h('section', { c: 'over', t: 'doc', role: 'region', 'aria-labelledby': 'summit-doctitle', hidden: true },
+  [h('div', { c: 'bar' }, [docBack, T(h('span', { c: 'bartitle' }), 'doc')]), docScroll]);
+
+var panel = h('div', { id: 'summit-panel', c: 'panel', t: 'panel', role: 'dialog', hidden: true },
+  [head, h('div', { c: 'body' }, [log, form, detail, docView])]);
+A(panel, 'aria-label', 'dialog');
+root.appendChild(launcher); root.appendChild(panel);
+
+// ---- conversation
+function autosize() {
+  input.style.height = 'auto';
+  input.style.height = Math.min(input.scrollHeight + 2, 140) + 'px';
+}
+function scrollEnd() { log.scrollTop = log.scrollHeight; }
+function msg(role, kids) {
+  var m = h('div', { c: 'msg', t: 'msg', 'data-role': role }, [T(h('span', { c: 'sr' }), role === 'user' ? 'you' : 'bot')].concat(kids));
+  log.appendChild(m);
+  return m;
+}
+function setBusy(b) {
+  busy = b;
+  sendBtn.disabled = b; resetBtn.disabled = b;
+  log.setAttribute('aria-busy', b ? 'true' : 'false');
+}
+function submit() {
+  var q = input.value.trim();
+  if (busy) return;
+  if (!q) { input.focus(); return; }
+  input.value = ''; autosize();
+  msg('user', [h('p', { c: 'txt' }, [q])]);
+  scrollEnd();
+  ask(q, history.slice(-20));
+}
+function ask(q, hist) {
+  setBusy(true);
+  var typing = h('div', { c: 'typing', t: 'typing' }, [
+    h('span', { c: 'dots', 'aria-hidden': 'true' }, [h('i'), h('i'), h('i')]), T(h('span'), 'typing')]);
+  log.appendChild(typing); scrollEnd();
+  function done() { typing.remove(); setBusy(false); }
+  return request('/api/ask', { question: q, history: hist, k: 5 }).then(function (d) {
+    if (typeof d.answer !== 'string') throw { bad: true, status: 200 };
+    done(); history.push(q); addAnswer(d);
+  }).catch(function (err) {
+    if (!(err && (err.status || err.net || err.bad))) err = { bad: true, detail: str(err && err.message) };
+    if (busy) done();
+    addError(err, q, hist);
+  });
+}
+function addAnswer(d) {
+  var nf = d.found === false;
+  var cites = nf || !Array.isArray(d.citations) ? [] : d.citations.filter(function (c) { return c && typeof c === 'object'; });
+  var kids = [];
+  if (nf) kids.push(h('p', { c: 'mtitle' }, [icon(I.nf), T(h('span'), 'nf')]));
+  kids.push(h('p', { c: 'txt', t: 'answer', lang: /^(fr|en)$/.test(d.language) ? d.language : null }, [d.answer]));
+  if (cites.length) {
+    kids.push(h('div', { c: 'cites' }, [T(h('span'), 'sources')].concat(cites.map(function (c, i) {
+      var n = c.n != null ? str(c.n) : String(i + 1);
+      var b = h('button', { c: 'badge', t: 'badge', 'data-n': n, 'aria-expanded': 'false',
+        'aria-controls': 'summit-detail', title: str(c.title) || null,
+        onclick: function () { showDetail(c, b, n); } }, ['[' + n + ']']);
+      return bind(b, function (e, s) { e.setAttribute('aria-label', s.source + n); });
+    }))));
   }
-  function addAnswer(d) {
-    var nf = d.found === false;
-    var cites = nf || !Array.isArray(d.citations) ? [] : d.citations.filter(function (c) { return c && typeof c === 'object'; });
-    var kids = [];
-    if (nf) kids.push(h('p', { c: 'mtitle' }, [icon(I.nf), T(h('span'), 'nf')]));
-    kids.push(h('p', { c: 'txt', t: 'answer', lang: /^(fr|en)$/.test(d.language) ? d.language : null }, [d.answer]));
-    if (d.message && d.message !== d.answer) kids.push(h('p', { c: 'note' }, [str(d.message)]));
-    if (cites.length) {
-      kids.push(h('div', { c: 'cites' }, [T(h('span'), 'sources')].concat(cites.map(function (c, i) {
-        var n = c.n != null ? str(c.n) : String(i + 1);
-        var b = h('button', { type: 'button', c: 'badge', t: 'badge', 'data-n': n, 'aria-expanded': 'false',
-          'aria-controls': 'summit-detail', title: str(c.title) || null,
-          onclick: function () { showDetail(c, b, n); } }, ['[' + n + ']']);
-        return bind(b, function (e, s) { e.setAttribute('aria-label', s.source + n); });
-      }))));
+  var m = msg(nf ? 'notfound' : 'assistant', kids);
+  log.scrollTop = m.offsetHeight > log.clientHeight ? m.offsetTop - 8 : log.scrollHeight;
+}
+// Title, explanation and a Retry button for a failed request; again() returns false to refuse.
+function errKids(err, again) {
+  var title = bind(h('span'), function (e, s) {
+    e.textContent = err.net ? s.net : s.err + (err.status ? ' ' + err.status : '') + (err.statusText ? ' \u2013 ' + err.statusText : '');
+  });
+  var text = h('p', { c: 'txt' });
+  if (err.net && !err.abort) bind(text, function (e, s) { e.textContent = s.netMsg + ' (' + API + ')'; });
+  else if (err.net || err.bad) T(text, err.net ? 'timeout' : 'bad');
+  else text.textContent = err.detail || '';
+  var retry = h('button', { c: 'btn btn2', t: 'retry', onclick: function () {
+    if (again() !== false) retry.disabled = true;
+  } }, [icon(I.reset), T(h('span'), 'retry')]);
+  return [h('p', { c: 'mtitle' }, [icon(I.err), title]), text, h('p', { c: 'actions' }, [retry])];
+}
+function addError(err, q, hist) {
+  msg('error', errKids(err, function () { if (busy) return false; ask(q, hist); }));
+  scrollEnd();
+}
+function reset() {
+  if (busy) return;
+  history = []; setView('chat');
+  Array.from(log.children).forEach(function (n) { if (n !== welcome) n.remove(); });
+  input.focus();
+}
+
+// ---- citation detail + document views
+function meta(source, published) {
+  return bind(h('p', { c: 'meta' }), function (e, s) {
+    var d = fmtDate(published);
+    e.textContent = [str(source), d ? s.pub + d : ''].filter(Boolean).join(' \u00b7 ');
+  });
+}
+function origLink(url) {
+  var u = safeUrl(url);
+  return u ? h('a', { c: 'btn btn2', href: u, target: '_blank', rel: 'noopener noreferrer' }, [icon(I.ext), T(h('span'), 'orig')]) : null;
+}
+function showDetail(c, badge, n) {
+  if (lastBadge) lastBadge.setAttribute('aria-expanded', 'false');
+  lastBadge = badge;
+  var passage = str(c.passage), start = +c.start || 0;
+  dLabel.textContent = '';
+  dLabel.appendChild(bind(h('span'), function (e, s) { e.textContent = s.source + n; }));
+  var openBtn = h('button', { c: 'btn', t: 'open-doc', onclick: function () { openDoc(c); } }, [icon(I.doc), T(h('span'), 'openDoc')]);
+  dScroll.textContent = '';
+  [h('h3', { c: 'dtitle', id: 'summit-dtitle' }, [str(c.title) || str(c.doc_id)]),
+    meta(c.source, c.published),
+    h('blockquote', { c: 'passage' }, [build(passage, ranges(c.highlights, start, passage), null)]),
+    h('p', { c: 'actions' }, [openBtn, origLink(c.url)])
+  ].forEach(function (x) { if (x) dScroll.appendChild(x); });
+  setView('detail');
+  dScroll.scrollTop = 0;
+  dBack.focus();
+}
+function openDoc(c) {
+  var id = str(c.doc_id), my = ++docReq;
+  setView('doc');
+  docView.setAttribute('aria-busy', 'true');
+  docScroll.textContent = '';
+  docScroll.appendChild(h('h3', { c: 'dtitle', id: 'summit-doctitle' }, [str(c.title) || id]));
+  docScroll.appendChild(T(h('p', { c: 'status', role: 'status' }), 'loading'));
+  docBack.focus();
+  var p = docCache[id] || (docCache[id] = request('/api/documents/' + encodeURIComponent(id)));
+  p.then(function (d) {
+    if (my !== docReq || view !== 'doc') return;
+    docView.setAttribute('aria-busy', 'false');
+    renderDoc(c, d);
+  }, function (err) {
+    delete docCache[id];
+    if (my !== docReq || view !== 'doc') return;
+    docView.setAttribute('aria-busy', 'false');
+    docScroll.lastChild.remove();
+    docScroll.appendChild(h('div', { c: 'msg', 'data-role': 'error', role: 'alert' }, errKids(err, function () { openDoc(c); })));
+  });
+}
+function renderDoc(c, d) {
+  var text = str(d.text), passage = str(c.passage);
+  var marks = ranges(c.highlights, 0, text), pass = ranges([[c.start, c.end]], 0, text)[0] || null;
+  // If the stored offsets drifted, re-anchor on the passage text itself.
+  if (passage && pass && text.slice(pass[0], pass[0] + passage.length) !== passage) {
+    var at = text.indexOf(passage);
+    if (at >= 0) {
+      var shift = at - pass[0];
+      pass = [at, at + passage.length];
+      marks = marks.map(function (r) { return [r[0] + shift, r[1] + shift]; });
     }
-    var m = msg(nf ? 'notfound' : 'assistant', kids);
-    log.scrollTop = m.offsetHeight > log.clientHeight ? m.offsetTop - 8 : log.scrollHeight;
   }
-  function addError(err, q, hist) {
-    var title = h('span'), text = h('p', { c: 'txt' });
-    bind(title, function (e, s) {
-      e.textContent = err.net ? s.net : s.err + (err.status ? ' ' + err.status : '') + (err.statusText ? ' \u2013 ' + err.statusText : '');
-    });
-    if (err.net && !err.abort) bind(text, function (e, s) { e.textContent = s.netMsg + ' (' + API + ')'; });
-    else if (err.net || err.bad) T(text, err.net ? 'timeout' : 'bad');
-    else text.textContent = err.detail || '';
-    var retry = h('button', { type: 'button', c: 'btn btn2', t: 'retry', onclick: function () {
-      if (busy) return; retry.disabled = true; ask(q, hist);
-    } }, [icon(I.reset), T(h('span'), 'retry')]);
-    msg('error', [h('p', { c: 'mtitle' }, [icon(I.err), title]), text, h('p', { c: 'actions' }, [retry])]);
-    scrollEnd();
+  docScroll.textContent = '';
+  var body = h('div', { c: 'doctext', t: 'doc-text' }, [build(text, marks, pass)]), link = origLink(d.url || c.url);
+  [h('h3', { c: 'dtitle', id: 'summit-doctitle' }, [str(d.title) || str(c.title) || str(c.doc_id)]),
+    meta(d.source || c.source, d.published || c.published), link && h('p', { c: 'actions' }, [link]), body
+  ].forEach(function (x) { if (x) docScroll.appendChild(x); });
+  var target = body.querySelector('mark') || body.querySelector('.summit-inpass');
+  if (target) {
+    var sr = docScroll.getBoundingClientRect(), tr = target.getBoundingClientRect();
+    docScroll.scrollTop += tr.top - sr.top - sr.height / 3;
   }
-  function reset() {
-    if (busy) return;
-    history = []; setView('chat');
-    Array.prototype.slice.call(log.children).forEach(function (n) { if (n !== welcome) n.remove(); });
-    input.focus();
-  }
-
-  /* ---------- citation detail + document views ---------- */
-  function meta(source, published) {
-    return bind(h('p', { c: 'meta' }), function (e, s) {
-      var d = fmtDate(published);
-      e.textContent = [str(source), d ? s.pub + d : ''].filter(Boolean).join(' \u00b7 ');
-    });
-  }
-  function origLink(url) {
-    var u = safeUrl(url);
-    return u ? h('a', { c: 'btn btn2', href: u, target: '_blank', rel: 'noopener noreferrer' }, [icon(I.ext), T(h('span'), 'orig')]) : null;
-  }
-  function showDetail(c, badge, n) {
-    current = c;
-    if (lastBadge) lastBadge.setAttribute('aria-expanded', 'false');
-    lastBadge = badge;
-    var passage = str(c.passage), start = +c.start || 0;
-    dLabel.textContent = '';
-    dLabel.appendChild(bind(h('span'), function (e, s) { e.textContent = s.source + n; }));
-    var openBtn = h('button', { type: 'button', c: 'btn', t: 'open-doc', onclick: function () { openDoc(c, openBtn); } }, [icon(I.doc), T(h('span'), 'openDoc')]);
-    dScroll.textContent = '';
-    [h('h3', { c: 'dtitle', id: 'summit-dtitle' }, [str(c.title) || str(c.doc_id)]),
-      meta(c.source, c.published),
-      h('blockquote', { c: 'passage' }, [build(passage, ranges(c.highlights, start, passage), null)]),
-      h('p', { c: 'actions' }, [openBtn, origLink(c.url)])
-    ].forEach(function (x) { if (x) dScroll.appendChild(x); });
+}
+function setView(v) {
+  view = v;
+  detail.hidden = v !== 'detail';
+  docView.hidden = v !== 'doc';
+  log.inert = form.inert = v !== 'chat';
+  if (v === 'chat') docReq++;
+  if (lastBadge) lastBadge.setAttribute('aria-expanded', v === 'chat' ? 'false' : 'true');
+}
+function goBack() {
+  if (view === 'doc') {
     setView('detail');
-    dScroll.scrollTop = 0;
-    dBack.focus();
-  }
-  function openDoc(c, openBtn) {
-    var id = str(c.doc_id), my = ++docReq;
-    setView('doc');
-    docView.setAttribute('aria-busy', 'true');
-    docScroll.textContent = '';
-    docScroll.appendChild(h('h3', { c: 'dtitle', id: 'summit-doctitle' }, [str(c.title) || id]));
-    docScroll.appendChild(T(h('p', { c: 'status', role: 'status' }), 'loading'));
-    docBack.focus();
-    var p = docCache[id] || (docCache[id] = request('/api/documents/' + encodeURIComponent(id)));
-    p.then(function (d) {
-      if (my !== docReq || view !== 'doc') return;
-      docView.setAttribute('aria-busy', 'false');
-      renderDoc(c, d);
-    }, function (err) {
-      delete docCache[id];
-      if (my !== docReq || view !== 'doc') return;
-      docView.setAttribute('aria-busy', 'false');
-      docScroll.lastChild.remove();
-      var title = bind(h('span'), function (e, s) { e.textContent = err.net ? s.net : s.err + (err.status ? ' ' + err.status : ''); });
-      var t = h('p', { c: 'txt' });
-      if (err.net || err.bad) T(t, err.net ? (err.abort ? 'timeout' : 'netMsg') : 'bad'); else t.textContent = err.detail || '';
-      docScroll.appendChild(h('div', { c: 'msg', 'data-role': 'error', role: 'alert' }, [h('p', { c: 'mtitle' }, [icon(I.err), title]), t,
-        h('p', { c: 'actions' }, [T(h('button', { type: 'button', c: 'btn btn2', t: 'retry', onclick: function () { openDoc(c, openBtn); } }), 'retry')])]));
-    });
-  }
-  function renderDoc(c, d) {
-    var text = str(d.text), passage = str(c.passage);
-    var marks = ranges(c.highlights, 0, text), pass = ranges([[c.start, c.end]], 0, text)[0] || null;
-    // If the stored offsets drifted, re-anchor on the passage text itself.
-    if (passage && pass && text.slice(pass[0], pass[0] + passage.length) !== passage) {
-      var at = text.indexOf(passage);
-      if (at >= 0) {
-        var shift = at - pass[0];
-        pass = [at, at + passage.length];
-        marks = marks.map(function (r) { return [r[0] + shift, r[1] + shift]; });
-      }
-    }
-    docScroll.textContent = '';
-    var body = h('div', { c: 'doctext', t: 'doc-text' }, [build(text, marks, pass)]);
-    [h('h3', { c: 'dtitle', id: 'summit-doctitle' }, [str(d.title) || str(c.title) || str(c.doc_id)]),
-      meta(d.source || c.source, d.published || c.published),
-      origLink(d.url || c.url) ? h('p', { c: 'actions' }, [origLink(d.url || c.url)]) : null,
-      body
-    ].forEach(function (x) { if (x) docScroll.appendChild(x); });
-    var target = body.querySelector('mark') || body.querySelector('.summit-inpass');
-    if (target) {
-      var sr = docScroll.getBoundingClientRect(), tr = target.getBoundingClientRect();
-      docScroll.scrollTop += tr.top - sr.top - sr.height / 3;
-    }
-  }
-  function setView(v) {
-    view = v;
-    detail.hidden = v !== 'detail';
-    docView.hidden = v !== 'doc';
-    log.inert = form.inert = v !== 'chat';
-    if (v === 'chat') docReq++;
-    if (lastBadge) lastBadge.setAttribute('aria-expanded', v === 'chat' ? 'false' : 'true');
-  }
-  function goBack() {
-    if (view === 'doc') {
-      setView('detail');
-      var b = dScroll.querySelector('[data-testid="summit-open-doc"]');
-      (b || dBack).focus();
-    } else if (view === 'detail') {
-      setView('chat');
-      (lastBadge && lastBadge.isConnected ? lastBadge : input).focus();
-    } else close();
-  }
-
-  /* ---------- open / close / language ---------- */
-  function open() {
-    if (!root.isConnected) return;
-    root.hidden = false;
-    isOpen = true;
-    panel.hidden = false;
-    root.classList.add('summit-is-open');
-    launcher.setAttribute('aria-expanded', 'true');
-    if (view === 'chat') { scrollEnd(); input.focus(); } else (view === 'doc' ? docBack : dBack).focus();
-  }
-  function close() {
-    if (!isOpen) return;
-    isOpen = false;
+    var b = dScroll.querySelector('[data-testid="summit-open-doc"]');
+    (b || dBack).focus();
+  } else if (view === 'detail') {
     setView('chat');
-    panel.hidden = true;
-    root.classList.remove('summit-is-open');
-    launcher.setAttribute('aria-expanded', 'false');
-    launcher.focus();
-  }
-  function toggle() { if (isOpen) close(); else open(); }
-  function setLang(l) {
-    lang = pickLang(l);
-    panel.lang = lang;
-    binds = binds.filter(function (b) { return b[0].isConnected || root.contains(b[0]) || !root.isConnected; });
-    binds.forEach(function (b) { b[1](b[0], S[lang]); });
-  }
-  root.addEventListener('keydown', function (e) {
-    if ((e.key === 'Escape' || e.key === 'Esc') && isOpen) { e.preventDefault(); e.stopPropagation(); goBack(); }
-  });
+    (lastBadge && lastBadge.isConnected ? lastBadge : input).focus();
+  } else close();
+}
+
+// ---- open / close / language
+function open() {
+  if (!root.isConnected) return;
+  root.hidden = false;
+  isOpen = true;
+  panel.hidden = false;
+  root.classList.add('summit-is-open');
+  launcher.setAttribute('aria-expanded', 'true');
+  if (view === 'chat') { scrollEnd(); input.focus(); } else (view === 'doc' ? docBack : dBack).focus();
+}
+function close() {
+  if (!isOpen) return;
+  isOpen = false;
+  setView('chat');
+  panel.hidden = true;
+  root.classList.remove('summit-is-open');
+  launcher.setAttribute('aria-expanded', 'false');
+  launcher.focus();
+}
+function toggle() { if (isOpen) close(); else open(); }
+function setLang(l) {
+  lang = pickLang(l);
   panel.lang = lang;
+  binds = binds.filter(function (b) { return b[0].isConnected || root.contains(b[0]) || !root.isConnected; });
+  binds.forEach(function (b) { b[1](b[0], S[lang]); });
+}
+root.addEventListener('keydown', function (e) {
+  if (e.key === 'Escape' && isOpen) { e.preventDefault(); e.stopPropagation(); goBack(); }
+});
+panel.lang = lang;
 
-  /* ---------- mount ---------- */
-  function mount() {
-    document.body.appendChild(root);
-    var link = null;
-    Array.prototype.forEach.call(document.querySelectorAll('link[rel~="stylesheet"]'), function (l) { if (l.href === CSS) link = l; });
-    function show() { root.hidden = false; }
-    if (link && link.sheet) show();
-    else {
-      if (!link) {
-        link = document.createElement('link');
-        link.rel = 'stylesheet'; link.href = CSS;
-        (document.head || document.documentElement).appendChild(link);
-      }
-      link.addEventListener('load', show); link.addEventListener('error', show);
-      setTimeout(show, 3000);
+// ---- mount
+function mount() {
+  document.body.appendChild(root);
+  var link = null;
+  document.querySelectorAll('link[rel~="stylesheet"]').forEach(function (l) { if (l.href === CSS) link = l; });
+  function show() { root.hidden = false; }
+  if (link && link.sheet) show();
+  else {
+    if (!link) {
+      link = document.createElement('link');
+      link.rel = 'stylesheet'; link.href = CSS;
+      document.head.appendChild(link);
     }
-    // Any host element with data-summit-open opens the assistant.
-    document.addEventListener('click', function (e) {
-      var t = e.target && e.target.closest && e.target.closest('[data-summit-open]');
-      if (t && !root.contains(t)) { e.preventDefault(); open(); }
-    });
+    link.addEventListener('load', show); link.addEventListener('error', show);
+    setTimeout(show, 3000);
   }
-  if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);
-
-  window.SummitWidget = Object.freeze({
-    open: open, close: close, toggle: toggle,
-    setLang: setLang,
-    ask: function (q) { open(); input.value = str(q); submit(); },
-    get lang() { return lang; }
+  // Any host element with data-summit-open opens the assistant.
+  document.addEventListener('click', function (e) {
+    var t = e.target.closest && e.target.closest('[data-summit-open]');
+    if (t && !root.contains(t)) { e.preventDefault(); open(); }
   });
+}
+if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);
+
+window.SummitWidget = Object.freeze({
+  open: open, close: close, toggle: toggle,
+  setLang: setLang,
+  ask: function (q) { open(); input.value = str(q); submit(); },
+  get lang() { return lang; }
+});
 })();

