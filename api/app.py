@@ -64,6 +64,7 @@ from .schemas import (
     ReloadResponse,
     SearchResponse,
     check_text,
+    check_unicode,
 )
 
 log = logging.getLogger("summit.api")
@@ -280,7 +281,7 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[str]]:
     MAX_HISTORY, each cut to MAX_QUESTION_CHARS: a long chat must not start failing).
     System and assistant messages are ignored."""
     try:
-        users = [m.text() for m in messages if m.role == "user"]
+        users = [check_unicode(m.text(), "a user message") for m in messages if m.role == "user"]
     except ValueError as exc:
         raise InvalidInputError(f"messages: {exc}") from None
     if not users:
@@ -327,6 +328,7 @@ def sse_chunks(completion_id: str, created: int, content: str, extra: dict[str, 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
+        400: "The body could not be read at all (not UTF-8, nested too deeply, bad Content-Length)",
         413: "Body larger than max_body_bytes",
         422: "Invalid input: the detail says which field and why",
         429: "Rate limit exceeded (see Retry-After)",
@@ -372,7 +374,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             "OpenAI chat-completions protocol under /v1."
         ),
         lifespan=lifespan,
-        responses={k: v for k, v in ERRORS.items() if k in (413, 429)},
+        responses={k: v for k, v in ERRORS.items() if k in (400, 413, 429)},
     )
     app.state.assistant = assistant
     app.state.settings = settings
@@ -477,9 +479,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         if not settings.admin_token:
             raise HTTPException(404, "Not Found")
         scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+        if not secrets.compare_digest(token.encode(), settings.admin_token.encode()):
             raise HTTPException(403, "wrong admin token")
         assistant = get_assistant(request)  # after the auth check: say nothing to strangers
         if not app.state.reload_lock.acquire(blocking=False):

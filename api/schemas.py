@@ -6,14 +6,17 @@ message naming the field, before it reaches the model; the library checks again 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 from assistant.service import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODEL_ID = "summit-assistant"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CO_CHAIR_PASSAGE = (
     "Côté français, le chercheur et directeur scientifique de Meta Yann Le Cun et le cofondateur de la pépite "
@@ -21,9 +24,16 @@ CO_CHAIR_PASSAGE = (
 )
 
 
+def check_unicode(value: str, what: str) -> str:
+    """JSON may carry an unpaired surrogate ("\\ud800"); it is not text and breaks the tokenizer."""
+    if _SURROGATE.search(value):
+        raise ValueError(f"{what} contains an unpaired UTF-16 surrogate, which is not valid Unicode text")
+    return value
+
+
 def check_text(value: str, what: str) -> str:
     """Trim, then enforce 1..MAX_QUESTION_CHARS characters (what the library accepts)."""
-    text = value.replace("\x00", " ").strip()
+    text = check_unicode(value, what).replace("\x00", " ").strip()
     if not text:
         raise ValueError(f"{what} is empty; ask something about the summit")
     if len(text) > MAX_QUESTION_CHARS:
@@ -61,8 +71,16 @@ class AskRequest(BaseModel):
         default_factory=list,
         description=f"Earlier questions of the conversation, oldest first (at most {MAX_HISTORY}); used to resolve follow-ups.",
     )
-    k: StrictInt = Field(default=5, ge=1, le=MAX_K, description="How many cited passages to return.")
+    k: int = Field(default=5, ge=1, le=MAX_K, description="How many cited passages to return.")
     mode: Mode | None = Field(default=None, description="Retrieval mode; the server default (hybrid) when omitted.")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_is_a_number(cls, v: object) -> object:
+        """A JSON number (15.0 is the integer 15, as in JSON Schema), not true or "5"."""
+        if isinstance(v, (bool, str)):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return v
 
     @field_validator("question")
     @classmethod
@@ -73,6 +91,7 @@ class AskRequest(BaseModel):
     @classmethod
     def _history(cls, v: list[str]) -> list[str]:
         for i, item in enumerate(v):
+            check_unicode(item, f"history item {i}")
             if len(item) > MAX_QUESTION_CHARS:
                 raise ValueError(f"history item {i} is {len(item)} characters long; the limit is {MAX_QUESTION_CHARS}")
         return v
@@ -235,8 +254,10 @@ class ChatMessage(BaseModel):
             return self.content
         texts = []
         for part in self.content:
-            if part.type != "text" or part.text is None:
+            if part.type != "text":
                 raise ValueError(f"only text content is supported, got a {part.type!r} part")
+            if part.text is None:
+                raise ValueError("a text part has no 'text'")
             texts.append(part.text)
         return "\n".join(texts)
 

@@ -32,6 +32,14 @@ _DEFINITION = re.compile(
     r"|^\s*(?i:qui|qu['’]est-ce que|que)\s+(?i:est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$"
 )
 
+# A sentence opening that refers to something named just before.
+_REFERS_BACK = re.compile(
+    r"\b(?:cette|cet|ces|ce dernier|cette dernière|ces derniers|celui-ci|celle-ci|l['’]instance|"
+    r"l['’]organisation|la structure|il|elle|ils|elles|this|these|that|it|they|he|she|the latter)\b",
+    re.I,
+)
+COREFERENCE_DISCOUNT = 0.8
+
 SPAN_PATTERNS = {
     "money": textmod.MONEY_SPAN,
     "count": textmod.COUNT_SPAN,
@@ -49,9 +57,11 @@ W_RRF = 0.1  # the passage's fused retrieval rank
 W_TYPE = 0.1  # a person / place / organisation of the asked type is in the sentence
 W_TYPE_STRICT = 0.2  # an amount / count / date of the asked type is in the sentence
 W_TYPE_MISSING = 0.1  # ... and is not
+W_SOURCE = 0.15  # the question names this passage's publisher
 W_MISSING_ENTITY = 0.3  # per proper name of the question the sources never mention
 ENTITY_MIN_STRENGTH = 0.4
-ANCHOR_MIN_STRENGTH = 0.35
+ANCHOR_MIN_SIM = 0.45 + 0.45 * 0.35  # translation strength 0.35
+_TOKEN = re.compile(r"[\w’'-]+")
 STRICT_TYPES = frozenset({"money", "count", "date", "place"})
 # Single-signal modes stand in a typical value for the signal they do not use.
 DENSE_STANDIN, COVER_STANDIN = 0.25, 0.35
@@ -123,7 +133,10 @@ class ScoredSentence:
 def _question_forms(query: Query) -> set[str]:
     """Folded words of the question and of the conversation context: a name already mentioned
     there is the subject of the question, not its answer."""
-    forms = set()
+    cached = query.cache.get("forms")
+    if cached is not None:
+        return cached
+    forms = query.cache["forms"] = set()
     for w in query.words:
         forms.add(textmod.fold(w.word))
         forms.update(textmod.fold(p) for p in w.word.split("-"))
@@ -188,7 +201,12 @@ def extract_span(sentence: str, kind: str | None, query: Query, anchor_positions
             found.append((distance, a, span))
     if not found:
         return None
-    return min(found)[2]
+    found.sort()
+    if kind in ("person", "org") and len({f[2] for f in found}) > 1:
+        # Several names and nothing says which one answers: the sentence is the honest answer.
+        if not anchor_positions or found[0][0] * 2 > found[1][0]:
+            return None
+    return found[0][2]
 
 
 class Answerer:
@@ -198,7 +216,19 @@ class Answerer:
 
     def word_matches(self, query: Query, sid: int) -> np.ndarray:
         """How well each question word is matched in sentence ``sid``: 1 for the same stem, else
-        the strength of its best translation among the sentence's own words."""
+        the strength of its best translation among the sentence's words. A sentence that refers
+        back ("cette instance", "ce dernier", "it") also gets, discounted, the matches of the
+        sentence before it: "Dotée de 2,5 milliards d'euros, cette instance ..." is about the
+        foundation its previous sentence names."""
+        own = self._own_matches(query, sid)
+        idx = self.retriever.index
+        if sid > 0 and idx.sentences[sid - 1].doc_id == idx.sentences[sid].doc_id and _REFERS_BACK.search(
+            idx.sentence_text(sid)[:80]
+        ):
+            own = np.maximum(own, COREFERENCE_DISCOUNT * self._own_matches(query, sid - 1))
+        return own
+
+    def _own_matches(self, query: Query, sid: int) -> np.ndarray:
         terms = self.retriever.sentence_terms(sid)
         rows = self.retriever.sentence_vocab(sid)
         out = np.zeros(len(query.words), dtype=np.float32)
@@ -250,12 +280,16 @@ class Answerer:
                 dense = (1 - W_CONTEXT) * own_dense + W_CONTEXT * chunk_dense
                 m = (1 - W_CONTEXT) * matches[sid] + W_CONTEXT * chunk_matches
                 coverage = self.coverage(query, m)
-                text = idx.sentence_text(sid)
-                anchors = self._anchor_positions(query, text, idx.documents[idx.sentences[sid].doc_id].get("language", "fr"))
-                span = extract_span(text, kind, query, anchors)
+                span = None
+                if kind is not None:
+                    text = idx.sentence_text(sid)
+                    anchors = self._anchor_positions(query, text, idx.documents[idx.sentences[sid].doc_id].get("language", "fr"))
+                    span = extract_span(text, kind, query, anchors)
                 d = dense if mode != "lexical" else DENSE_STANDIN
                 cov = coverage if mode != "dense" else COVER_STANDIN
                 score = W_DENSE * d + W_COVER * cov + self.type_adjustment(kind, span) + W_RRF * cand.rrf / max_rrf
+                if query.sources and chunk.doc_id in query.sources:
+                    score += W_SOURCE
                 prev = by_sid.get(sid)
                 if prev is None or score > prev.score:  # a sentence in two overlapping chunks: keep the better
                     by_sid[sid] = ScoredSentence(sid, cand.chunk, score, dense, coverage, span)
@@ -263,37 +297,45 @@ class Answerer:
         return sorted(by_sid.values(), key=lambda s: -s.score)
 
     def _anchor_positions(self, query: Query, sentence: str, language: str) -> list[int]:
-        """Where the question's own words match in the sentence (same stem or a translation)."""
+        """Where the question's own words match in the sentence (same stem or a translation);
+        the conversation's words when the question's own do not match at all."""
+        own = self._positions(query, sentence, language, own=True)
+        return own or self._positions(query, sentence, language, own=False)
+
+    def _positions(self, query: Query, sentence: str, language: str, *, own: bool) -> list[int]:
+        terms, rows = self._anchor_sets(query, own)
+        if not terms and not rows:
+            return []
         idx = self.retriever.index
-        if self.retriever._vocab_row is None:
-            self.retriever.sentence_vocab(0)
-        vocab_row = self.retriever._vocab_row
-        own = [w for w in query.words if w.weight >= 1.0]
-        positions = self._positions(own, sentence, language, vocab_row)
-        if not positions:  # "Which company did he co-found?": fall back to the conversation's words
-            positions = self._positions([w for w in query.words if w.weight < 1.0], sentence, language, vocab_row)
+        vocab_row = self.retriever.vocab_rows()
+        positions = []
+        for m in _TOKEN.finditer(sentence):
+            word = m.group().lower()
+            if vocab_row.get(word, -1) in rows or idx.term_ids.get(textmod.stem(word, language), -1) in terms:
+                positions.append(m.start())
         return positions
 
-    def _positions(self, own, sentence: str, language: str, vocab_row: dict[str, int]) -> list[int]:
-        idx = self.retriever.index
-        wanted = {t for w in own for t in w.terms}
-        positions = []
-        for m in re.finditer(r"[\w’'-]+", sentence):
-            word = m.group().lower()
-            tid = idx.term_ids.get(textmod.stem(word, language))
-            if tid is not None and tid in wanted:
-                positions.append(m.start())
-                continue
-            row = vocab_row.get(word)
-            if row is not None and any(w.sims is not None and translation_strength(float(w.sims[row])) >= ANCHOR_MIN_STRENGTH for w in own):
-                positions.append(m.start())
-        return positions
+    def _anchor_sets(self, query: Query, own: bool) -> tuple[frozenset[int], frozenset[int]]:
+        """Term ids and vocabulary rows that count as a match of the question's words (once per query)."""
+        key = "own" if own else "context"
+        cached = query.cache.get(key)
+        if cached is None:
+            words = [w for w in query.words if (w.weight >= 1.0) == own]
+            terms = frozenset(t for w in words for t in w.terms)
+            rows: set[int] = set()
+            for w in words:
+                if w.sims is not None:
+                    rows.update(np.flatnonzero(w.sims >= ANCHOR_MIN_SIM).tolist())
+            cached = query.cache[key] = (terms, frozenset(rows))
+        return cached
 
     def confidence(self, query: Query, best: ScoredSentence, kind: str | None, mode: str) -> float:
         """How sure the best sentence answers *this* question: its own words only (context carried
         from earlier questions helps find passages, not to vouch for them)."""
         d = best.dense if mode != "lexical" else DENSE_STANDIN
-        c = best.own_coverage if mode != "dense" else COVER_STANDIN
+        # A bare follow-up ("Dans quel but ?") has almost no words of its own: judge it with its context.
+        own_words = sum(1 for w in query.words if w.weight >= 1.0)
+        c = (best.own_coverage if own_words >= 2 else best.coverage) if mode != "dense" else COVER_STANDIN
         return W_DENSE * d + W_COVER * c + self.type_adjustment(kind, best.span) - self.missing_entity_penalty(query)
 
     def answer(self, query: Query, cands: list[Candidate], *, k: int, mode: str, kind: str | None) -> Answer:

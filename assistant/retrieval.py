@@ -9,6 +9,7 @@ words nearest to it ("foundation" -> "fondation", "boss" -> "patron", "billion" 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ RRF_K = 60
 TRANSLATION_MIN_SIM = 0.55
 DIRECT_SYNONYM_MIN_SIM = 0.8
 TRANSLATIONS_PER_WORD = 3
+EMBED_CACHE_SIZE = 20_000
 
 
 # Compounds sharing a prefix ("co-chairs" / "co-présidera", "vice-president" / "vice-président")
@@ -63,6 +65,9 @@ class Query:
     language: str
     vector: np.ndarray
     words: list[QueryWord] = field(default_factory=list)
+    # Documents whose publisher the question names ("according to RTL", "selon Les Echos").
+    sources: frozenset[str] = frozenset()
+    cache: dict = field(default_factory=dict)  # per-query memo for the answerer
 
     def term_weights(self) -> dict[int, float]:
         out: dict[int, float] = {}
@@ -89,6 +94,8 @@ class Retriever:
         self._sentence_vocab: dict[int, np.ndarray] = {}
         self._vocab_row: dict[str, int] | None = None
         self._prefix_rows: dict[str, np.ndarray] | None = None
+        self._source_patterns: list[tuple[re.Pattern, str]] | None = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._sentence_terms: dict[int, frozenset[int]] = {}
 
     # ---- query analysis ----------------------------------------------------------------
@@ -96,12 +103,14 @@ class Retriever:
         """Embed the question (blended with weighted context from the conversation) and map its
         words to corpus terms."""
         idx = self.index
-        items: list[tuple[str, float]] = [(w, 1.0) for w in dict.fromkeys(textmod.content_words(question, question=True))]
-        entities = textmod.proper_names(question)
+        language = language or textmod.detect_language(question)
+        sources, question_for_words = self.source_mentions(question)
+        items: list[tuple[str, float]] = [(w, 1.0) for w in dict.fromkeys(textmod.content_words(question_for_words, question=True))]
+        entities = textmod.proper_names(question_for_words)
         for ctx_text, ctx_weight in context:
             items += [(w, ctx_weight) for w in dict.fromkeys(textmod.content_words(ctx_text, question=True)) if w not in dict(items)]
         texts = [question] + [c for c, _ in context] + [w for w, _ in items]
-        vecs = self.embedder.encode(texts)
+        vecs = self.embed(texts)
         qvec = vecs[0].copy()
         for (ctx_text, ctx_weight), v in zip(context, vecs[1 : 1 + len(context)]):
             qvec += ctx_weight * v
@@ -118,10 +127,13 @@ class Retriever:
         words = []
         for (word, weight), row in zip(items, sims):
             terms: dict[int, float] = {}
-            for lang in ("fr", "en"):
+            # The question's own stemmer first; the other language's only when it finds nothing
+            # (an English stemmer turns "sociétal" into "societ", which is "société").
+            for lang in (language, "en" if language == "fr" else "fr"):
                 t = idx.term_ids.get(textmod.stem(word, lang))
                 if t is not None:
                     terms[t] = 1.0
+                    break
             if row.size:
                 # Same-stem matches need no translation: then only near-synonyms are added.
                 floor = DIRECT_SYNONYM_MIN_SIM if terms else TRANSLATION_MIN_SIM
@@ -138,7 +150,32 @@ class Retriever:
                 importance = max_idf
             words.append(QueryWord(word, weight, terms, importance, entity=weight >= 1.0 and word in entities,
                                    sims=row if row.size else None))
-        return Query(question, language or textmod.detect_language(question), qvec, words)
+        return Query(question, language, qvec, words, sources)
+
+    def source_mentions(self, question: str) -> tuple[frozenset[str], str]:
+        """Documents whose source the question names, and the question without those names."""
+        if self._source_patterns is None:
+            patterns = []
+            for doc_id, doc in self.index.documents.items():
+                for name in str(doc.get("source", "")).split(","):
+                    name = name.strip()
+                    if len(name) >= 3:
+                        patterns.append((re.compile(rf"(?<!\w){re.escape(textmod.fold(name))}(?!\w)"), doc_id))
+            self._source_patterns = patterns
+        folded = textmod.fold(question)
+        found, spans = set(), []
+        for rx, doc_id in self._source_patterns:
+            for m in rx.finditer(folded):
+                found.add(doc_id)
+                spans.append(m.span())
+        if not found:
+            return frozenset(), question
+        # fold() keeps offsets for these scripts except for a few ligatures; cut on the folded text.
+        chars = list(question) if len(folded) == len(question) else list(folded)
+        for a, b in spans:
+            for i in range(a, b):
+                chars[i] = " "
+        return frozenset(found), "".join(chars)
 
     # ---- candidate generation -----------------------------------------------------------
     def dense_chunks(self, query: Query, n: int) -> list[tuple[int, float]]:
@@ -221,13 +258,31 @@ class Retriever:
             self._prefix_rows = {p: np.array(r, dtype=np.int64) for p, r in groups.items()}
         return self._prefix_rows
 
+    def vocab_rows(self) -> dict[str, int]:
+        if self._vocab_row is None:
+            self._vocab_row = {w: i for i, w in enumerate(self.index.vocab)}
+        return self._vocab_row
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through a small LRU cache: questions and their words repeat a lot."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for t, v in zip(missing, self.embedder.encode(missing)):
+                self._cache[t] = v
+            while len(self._cache) > EMBED_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        out = np.empty((len(texts), self.index.chunk_index.d), dtype=np.float32)
+        for i, t in enumerate(texts):
+            self._cache.move_to_end(t)
+            out[i] = self._cache[t]
+        return out
+
     def sentence_vocab(self, sid: int) -> np.ndarray:
         """Vocabulary rows of the sentence's words, for soft (translated) word matching."""
         cached = self._sentence_vocab.get(sid)
         if cached is None:
-            if self._vocab_row is None:
-                self._vocab_row = {w: i for i, w in enumerate(self.index.vocab)}
-            rows = {self._vocab_row[w] for w in textmod.content_words(self.index.sentence_text(sid)) if w in self._vocab_row}
+            vocab_row = self.vocab_rows()
+            rows = {vocab_row[w] for w in textmod.content_words(self.index.sentence_text(sid)) if w in vocab_row}
             cached = np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
             self._sentence_vocab[sid] = cached
         return cached

@@ -33,7 +33,8 @@ STOPWORDS_EN = frozenset(
 # Words that frame a question rather than carry its content ("What is X supposed to ...").
 QUESTION_FRAME = frozenset(
     """supposed expected say says said according mentioned mention article text talk talks kind type
-    thing things name named called happen happens exactly actually really new tell know
+    thing things name named called happen happens exactly actually really new tell know report
+    reported reports
     censé censée censés prévu prévue dit dite selon article texte nom appelle appelé appelée chose
     choses exactement vraiment nouveau nouvelle nouveaux sait savoir""".split()
 )

@@ -187,21 +187,28 @@ def test_ask_rejects_bad_input(client: TestClient, body: Any, fragment: str) -> 
     assert_json_error(client.post("/api/ask", json=body), 422, fragment)
 
 
+JSON = "application/json"
+
+
 @pytest.mark.parametrize(
-    ("content", "content_type", "fragment"),
+    ("content", "content_type", "status", "fragment"),
     [
-        (b'{"question": "Qui', "application/json", "not valid JSON"),
-        (b"{'question': 'Qui ?'}", "application/json", "not valid JSON"),
-        (b"\xff\xfe", "application/json", "not valid JSON"),
-        (b"", "application/json", "body is missing"),
-        (b"question=Qui", "application/x-www-form-urlencoded", "must be a JSON object"),
-        (b'{"question": "Qui ?"}', "text/plain", "must be a JSON object"),
+        (b'{"question": "Qui', JSON, 422, "not valid JSON"),
+        (b"{'question': 'Qui ?'}", JSON, 422, "not valid JSON"),
+        (b"\xff\xfe", JSON, 422, "not valid JSON"),
+        (b"", JSON, 422, "body is missing"),
+        (b"question=Qui", "application/x-www-form-urlencoded", 422, "must be a JSON object"),
+        (b'{"question": "Qui ?"}', "text/plain", 422, "must be a JSON object"),
+        (b'{"question": "Qui \\ud800 ?"}', JSON, 422, "question contains an unpaired UTF-16 surrogate"),
+        (b'{"question": "Qui ?", "history": ["\\udc00"]}', JSON, 422, "history item 0 contains an unpaired"),
+        (b"[" * 5000 + b"]" * 5000, JSON, 400, "error parsing the body"),  # deeper than the JSON parser goes
     ],
-    ids=["truncated", "single quotes", "not utf-8", "empty", "form", "text/plain"],
+    ids=["truncated", "single quotes", "not utf-8", "empty", "form", "text/plain", "lone surrogate", "surrogate in history",
+         "deep nesting"],
 )
-def test_ask_rejects_unparsable_bodies(client: TestClient, content: bytes, content_type: str, fragment: str) -> None:
+def test_ask_rejects_unparsable_bodies(client: TestClient, content: bytes, content_type: str, status: int, fragment: str) -> None:
     r = client.post("/api/ask", content=content, headers={"Content-Type": content_type})
-    assert_json_error(r, 422, fragment)
+    assert_json_error(r, status, fragment)
 
 
 def test_oversized_body_is_413(client: TestClient, summit_settings: Settings) -> None:
@@ -265,6 +272,35 @@ def test_ask_never_500(client: TestClient, body: Any) -> None:
     assert r.status_code in (200, 422), r.text
     if r.status_code == 422:
         assert isinstance(r.json()["detail"], str)
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_openapi_fuzz_never_500(summit_assistant: Assistant, mode: str) -> None:
+    """Schemathesis generates requests from our own OpenAPI document (valid ones, then invalid
+    ones) for every operation: no 5xx, and every response matches its documented status, media
+    type and schema."""
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation.modes import GenerationMode
+    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+
+    app = create_app(summit_assistant.settings, summit_assistant)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 8
+    no_inputs = {"GET /api/health", "GET /api/documents", "GET /v1/models"}  # nothing to get wrong
+    for operation in operations:
+        if mode == "negative" and operation.label in no_inputs:
+            continue
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
+        @hsettings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def run(case: Any) -> None:
+            case.call_and_validate(checks=checks)
+
+        run()
+    assert app.state.internal_errors == 0
 
 
 # ---- /api/search -------------------------------------------------------------------------------
@@ -452,6 +488,7 @@ def test_reload_auth(make_client: Callable[..., TestClient], summit_assistant: A
     assert_json_error(r, 401, "bearer")
     assert r.headers["www-authenticate"] == "Bearer"
     assert_json_error(client.post("/api/admin/reload", headers={"Authorization": "Basic s3cret-token"}), 401)
+    assert_json_error(client.post("/api/admin/reload", headers={"Authorization": "Bearer   "}), 401)
     assert_json_error(client.post("/api/admin/reload", headers={"Authorization": "Bearer wrong"}), 403, "wrong admin token")
     r = client.post("/api/admin/reload", headers={"Authorization": "Bearer s3cret-token"})
     assert r.status_code == 200

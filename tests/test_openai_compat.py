@@ -92,9 +92,10 @@ def test_chat_not_found(oai: openai.OpenAI) -> None:
         ([{"role": "user", "content": "   "}], "question is empty"),
         ([{"role": "user", "content": "x" * 1001}], "1001 characters"),
         ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}], "only text content"),
+        ([{"role": "user", "content": [{"type": "text"}]}], "a text part has no 'text'"),
         ([{"role": "wizard", "content": "Qui ?"}], "messages.0.role"),
     ],
-    ids=["no messages", "no user", "blank", "too long", "image", "bad role"],
+    ids=["no messages", "no user", "blank", "too long", "image", "empty part", "bad role"],
 )
 def test_chat_errors_reach_the_client(oai: openai.OpenAI, messages: list, fragment: str) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as info:
@@ -135,6 +136,12 @@ def test_streamed_upload_over_limit_is_413(live_server: LiveServer) -> None:
                    headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code == 413
     assert "larger than the limit" in r.json()["error"]["message"]
+
+
+def test_lone_surrogate_is_refused(live_server: LiveServer) -> None:
+    body = b'{"messages": [{"role": "user", "content": "Qui \\ud800 ?"}]}'
+    r = httpx.post(f"{live_server.url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "unpaired UTF-16 surrogate" in r.json()["detail"]
 
 
 def test_invalid_json_over_socket(live_server: LiveServer) -> None:
