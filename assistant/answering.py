@@ -51,7 +51,7 @@ SPAN_PATTERNS = {
 
 # Weights of the sentence score (calibrated on eval/dev.jsonl, see README "Calibration").
 W_DENSE = 1.0  # cosine of question and sentence (blended with its passage)
-W_COVER = 0.7  # idf-weighted share of the question's words found (same stem or translated)
+W_COVER = 1.0  # idf-weighted share of the question's words found (same stem or translated)
 W_CONTEXT = 0.3  # how much the surrounding passage counts next to the sentence itself
 W_RRF = 0.1  # the passage's fused retrieval rank
 W_TYPE = 0.1  # a person / place / organisation of the asked type is in the sentence

@@ -27,6 +27,8 @@ TRANSLATION_MIN_SIM = 0.55
 DIRECT_SYNONYM_MIN_SIM = 0.8
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
+# Rare words say more about what a question asks than common ones (idf**2 > idf).
+IDF_POWER = 1.5
 
 
 # Compounds sharing a prefix ("co-chairs" / "co-présidera", "vice-president" / "vice-président")
@@ -145,9 +147,9 @@ class Retriever:
                         terms[t] = max(terms.get(t, 0.0), translation_strength(s))
             if terms:
                 best = max(terms, key=lambda t: (terms[t], -idx.idf[t]))
-                importance = float(idx.idf[best])
+                importance = float(idx.idf[best]) ** IDF_POWER
             else:
-                importance = max_idf
+                importance = max_idf**IDF_POWER
             words.append(QueryWord(word, weight, terms, importance, entity=weight >= 1.0 and word in entities,
                                    sims=row if row.size else None))
         return Query(question, language, qvec, words, sources)

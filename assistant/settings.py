@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=20)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     # Abstain when the best evidence scores below this (calibrated on eval/dev.jsonl).
-    min_confidence: float = 0.36
+    min_confidence: float = 0.45
 
     # API
     cors_origins: list[str] = Field(default_factory=list)

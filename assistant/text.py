@@ -50,6 +50,7 @@ _EN_MARKERS = frozenset(
     "with for and he she it this that these".split()
 )
 _WORD = re.compile(r"[0-9A-Za-zÀ-ÖØ-öø-ÿŒœ]+(?:[-'][0-9A-Za-zÀ-ÖØ-öø-ÿŒœ]+)*")
+_INVERSION = re.compile(r"(?:-t)?-(?:il|elle|ils|elles|on|je|tu|nous|vous|ce)$", re.I)
 _ELISION = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu)'", re.I)
 
 _STEMMERS = {"fr": snowballstemmer.stemmer("french"), "en": snowballstemmer.stemmer("english")}
@@ -74,6 +75,7 @@ def words(text: str) -> list[str]:
         w = _ELISION.sub("", m.group())
         if w.endswith("'s") or w.endswith("'S"):
             w = w[:-2]
+        w = _INVERSION.sub("", w)  # "investit-elle" -> "investit", "vient-il" -> "vient"
         if w:
             out.append(w)
     return out
