@@ -259,8 +259,8 @@ class JSONCORSMiddleware(CORSMiddleware):
         response = super().preflight_response(request_headers)
         if response.status_code >= 400:
             reason = bytes(response.body).decode(errors="replace")
-            return JSONResponse({"detail": f"{reason} (this server allows: {', '.join(self.allow_origins) or 'same origin only'})"},
-                                status_code=response.status_code)
+            hint = "the server lists allowed origins in SUMMIT_CORS_ORIGINS" + ("" if self.allow_origins else " (empty: same origin only)")
+            return JSONResponse({"detail": f"{reason}; {hint}"}, status_code=response.status_code)
         return response
 
 
@@ -337,7 +337,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_assistant(request: Request) -> Assistant:
+def current_assistant(request: Request) -> Assistant:
     """The loaded assistant, or 503 while it is not ready."""
     assistant = getattr(request.app.state, "assistant", None)
     if assistant is None or assistant.index is None:
@@ -345,7 +345,34 @@ def get_assistant(request: Request) -> Assistant:
     return assistant
 
 
+async def get_assistant(request: Request) -> Assistant:
+    """Dependency form of ``current_assistant`` (async: no thread-pool hop for a lookup)."""
+    return current_assistant(request)
+
+
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
+
+
+def _mount_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its assets from the installed swagger-ui-bundle package."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - a dependency; without it /docs is simply absent
+        return
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
 
 
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
@@ -375,12 +402,19 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         ),
         lifespan=lifespan,
         responses={k: v for k, v in ERRORS.items() if k in (400, 413, 429)},
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
+        redoc_url=None,
     )
+    _mount_offline_docs(app)
     app.state.assistant = assistant
     app.state.settings = settings
     app.state.started = int(time.time())
     app.state.internal_errors = 0  # tests check that no bad input ever gets here
     app.state.reload_lock = threading.Lock()
+    # One request at a time inside the library: it is not thread-safe yet (shared Snowball
+    # stemmer objects, an unlocked LRU of embeddings), and with its thread pools pinned to
+    # `threads` cores, parallel calls would only compete for them. Lift once assistant/ is safe.
+    core = threading.Lock()
     csp = content_security_policy(settings)
 
     # Added innermost first: headers wrap CORS wraps the rate limit wraps the body limit.
@@ -428,7 +462,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/api/health", response_model=HealthResponse, tags=["service"], responses={503: ERRORS[503]})
     async def health(request: Request) -> HealthResponse:
         """Ready when the model and the index are loaded (503 before)."""
-        assistant = get_assistant(request)
+        assistant = current_assistant(request)
         index = assistant.index
         assert index is not None
         return HealthResponse(documents=len(index.documents), chunks=len(index.chunks), model=assistant.embedder.id,
@@ -437,7 +471,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.post("/api/ask", response_model=AnswerResponse, tags=["answers"], responses={422: ERRORS[422], 503: ERRORS[503]})
     def ask(body: AskRequest, assistant: AssistantDep) -> dict[str, Any]:
         """Answer a question with numbered citations, or say that the sources do not hold it."""
-        return assistant.ask(body.question, history=body.history, k=body.k, mode=body.mode).to_dict()
+        with core:
+            return assistant.ask(body.question, history=body.history, k=body.k, mode=body.mode).to_dict()
 
     @app.get("/api/search", response_model=SearchResponse, tags=["answers"], responses={422: ERRORS[422], 503: ERRORS[503]})
     def search(
@@ -452,7 +487,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             query = check_text(q, "q")
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
-        return {"query": query, "results": [c.__dict__ for c in assistant.search(query, k=k, mode=mode)]}
+        with core:
+            results = assistant.search(query, k=k, mode=mode)
+        return {"query": query, "results": [c.__dict__ for c in results]}
 
     @app.get("/api/documents", response_model=list[DocumentMeta], tags=["documents"], responses={503: ERRORS[503]})
     def documents(assistant: AssistantDep) -> list[dict[str, Any]]:
@@ -474,8 +511,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                          409: {"model": ErrorResponse, "description": "A reload is running, or a document is invalid"}})
     def reload(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """Rebuild the index when the documents changed (else load the current build from disk)
-        and switch to it; requests keep being answered by the previous index meanwhile.
-        Needs ``Authorization: Bearer <SUMMIT_ADMIN_TOKEN>``; absent when no token is set."""
+        and switch to it. Questions wait during a rebuild (see ``core``); a failed build keeps
+        the previous index. Needs ``Authorization: Bearer <SUMMIT_ADMIN_TOKEN>``; absent when
+        no token is set."""
         if not settings.admin_token:
             raise HTTPException(404, "Not Found")
         scheme, _, token = (authorization or "").partition(" ")
@@ -484,11 +522,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         if not secrets.compare_digest(token.encode(), settings.admin_token.encode()):
             raise HTTPException(403, "wrong admin token")
-        assistant = get_assistant(request)  # after the auth check: say nothing to strangers
+        assistant = current_assistant(request)  # after the auth check: say nothing to strangers
         if not app.state.reload_lock.acquire(blocking=False):
             raise HTTPException(409, "a reload is already running")
         try:
-            summary = assistant.build()
+            with core:  # a build stems and embeds too; questions wait for the switch
+                summary = assistant.build()
             if not summary["built"]:
                 summary = {**assistant.reload(), "built": False, "reason": "documents unchanged; reloaded the current build"}
         finally:
@@ -509,7 +548,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         """Last user message = the question, earlier user messages = the history. The reply
         carries [n] markers and a Sources list; structured citations are in ``citations``."""
         question, history = conversation(body.messages)
-        answer = assistant.ask(question, history=history)
+        with core:
+            answer = assistant.ask(question, history=history)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         citations = [c.__dict__ for c in answer.citations]
         content = reply_text(answer)

@@ -288,6 +288,42 @@ def export_beir(
     run(go)
 
 
+@app.command()
+def bench(
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON (e.g. artifacts/bench.json)."),
+    quick: bool = typer.Option(False, "--quick", help="A short run (~2-3 min): 3 s load levels, scale corpora of 2k and 10k only."),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL) to ask."),
+    sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
+    pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds per HTTP concurrency level [20, quick 3]."),
+    loadgen: str = typer.Option("auto", "--loadgen", help="auto (wrk when installed), wrk, or python."),
+):
+    """Measure latency, throughput, start-up, index build and the scale curve; print a table."""
+
+    def go():
+        import time as _time
+
+        from . import bench as benchmod
+
+        cfg = benchmod.BenchConfig.make(
+            quick, questions=questions, sections=benchmod.parse_sections(sections), scale_sizes=benchmod.parse_sizes(sizes),
+            scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen),
+        )
+        benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
+        settings = make_settings(documents, index, model)
+        t0 = _time.perf_counter()
+        result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))
+        out.print(benchmod.summary_table(result))
+        if json_out is not None:
+            _write_output(json_out, lambda p: p.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"))
+
+    run(go)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("sentence_transformers", "faiss", "faiss.loader", "httpx"):

@@ -290,7 +290,7 @@ def build_index(
     vocab_term_ids = [term_ids.get(t, -1) for _, t in vocab_pairs]
     keep = [i for i, t in enumerate(vocab_term_ids) if t >= 0]
 
-    build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    build_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     table = {
         "build_id": build_id,
         "documents": [{**d.metadata(), "text": d.text, "path": d.path, "sha256": d.content_hash} for d in documents],

@@ -9,6 +9,7 @@ words nearest to it ("foundation" -> "fondation", "boss" -> "patron", "billion" 
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -98,6 +99,7 @@ class Retriever:
         self._prefix_rows: dict[str, np.ndarray] | None = None
         self._source_patterns: list[tuple[re.Pattern, str]] | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._sentence_terms: dict[int, frozenset[int]] = {}
 
     # ---- query analysis ----------------------------------------------------------------
@@ -267,17 +269,19 @@ class Retriever:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings through a small LRU cache: questions and their words repeat a lot."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        with self._cache_lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:
+                self._cache.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            for t, v in zip(missing, self.embedder.encode(missing)):
-                self._cache[t] = v
-            while len(self._cache) > EMBED_CACHE_SIZE:
-                self._cache.popitem(last=False)
-        out = np.empty((len(texts), self.index.chunk_index.d), dtype=np.float32)
-        for i, t in enumerate(texts):
-            self._cache.move_to_end(t)
-            out[i] = self._cache[t]
-        return out
+            fresh = dict(zip(missing, self.embedder.encode(missing)))
+            found.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > EMBED_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
     def sentence_vocab(self, sid: int) -> np.ndarray:
         """Vocabulary rows of the sentence's words, for soft (translated) word matching."""

@@ -36,7 +36,7 @@ class Resolved:
 def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
     if not isinstance(question, str):
         raise InvalidInputError("question must be a string")
-    q = question.replace("\x00", " ").strip()
+    q = _clean_text(question).strip()
     if not q:
         raise InvalidInputError("question is empty; ask something about the summit")
     if len(q) > MAX_QUESTION_CHARS:
@@ -53,7 +53,12 @@ def validate(question: object, history: object, k: object, mode: object) -> tupl
         raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return q, [h.replace("\x00", " ").strip() for h in history if h.strip()], k, mode
+    return q, [_clean_text(h).strip() for h in history if h.strip()], k, mode
+
+
+def _clean_text(text: str) -> str:
+    """NUL bytes to spaces, lone surrogates (invalid UTF-16 halves) to U+FFFD."""
+    return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
 
 
 class Assistant:
@@ -118,6 +123,8 @@ class Assistant:
     # ---- questions --------------------------------------------------------------------
     def _parts(self):
         with self._swap_lock:
+            if self.retriever is None:
+                raise IndexMissingError("the assistant is not loaded; call load() first")
             return self.index, self.retriever, self.answerer
 
     def _resolve(self, retriever: Retriever, answerer: Answerer, question: str, history: list[str], depth: int = 0) -> Resolved:
@@ -143,8 +150,6 @@ class Assistant:
         t0 = time.perf_counter()
         q, hist, k, mode = validate(question, history, self.settings.top_k if k is None else k, mode or self.settings.mode)
         _, retriever, answerer = self._parts()
-        if retriever is None:
-            raise IndexMissingError("the assistant is not loaded; call load() first")
         resolved = self._resolve(retriever, answerer, q, hist)
         answer = self._answer_with(retriever, answerer, q, resolved, k=k, mode=mode)
         answer.question = q

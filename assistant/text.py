@@ -4,6 +4,7 @@ normalisation, tokenisation, stop words, stemming, language detection and span p
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 
@@ -54,6 +55,7 @@ _INVERSION = re.compile(r"(?:-t)?-(?:il|elle|ils|elles|on|je|tu|nous|vous|ce)$",
 _ELISION = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu)'", re.I)
 
 _STEMMERS = {"fr": snowballstemmer.stemmer("french"), "en": snowballstemmer.stemmer("english")}
+_STEM_LOCK = threading.Lock()
 
 
 def normalize(text: str) -> str:
@@ -97,8 +99,10 @@ def content_words(text: str, *, question: bool = False) -> list[str]:
 @lru_cache(maxsize=200_000)
 def stem(word: str, language: str = "fr") -> str:
     """Accent-folded Snowball stem of a lower-case word; hyphenated parts are stemmed separately."""
-    stemmer = _STEMMERS.get(language, _STEMMERS["fr"])
-    parts = [stemmer.stemWord(p) for p in word.lower().split("-") if p]
+    # Snowball stemmers keep state between calls: one at a time (the cache makes this rare).
+    with _STEM_LOCK:
+        stemmer = _STEMMERS.get(language, _STEMMERS["fr"])
+        parts = [stemmer.stemWord(p) for p in word.lower().split("-") if p]
     return fold("".join(parts))
 
 

@@ -154,7 +154,7 @@ def test_concurrent_requests_agree_with_sequential_ones(live_server: LiveServer)
     from concurrent.futures import ThreadPoolExecutor
 
     questions = [CO_CHAIR_FR, "Quelle est la recette de la tartiflette ?", "Où se tient le sommet ?",
-                 "Combien de chefs d'État sont attendus ?"] * 4
+                 "Combien de chefs d'État sont attendus ?"] * 16
 
     def ask(q: str) -> tuple[int, str, list[str]]:
         r = httpx.post(f"{live_server.url}/api/ask", json={"question": q}, timeout=120)
