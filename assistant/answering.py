@@ -24,7 +24,7 @@ _QTYPES: list[tuple[str, re.Pattern]] = [
     ("date", re.compile(r"\b(when|quand|what date|which date|what day|which day|what year|which year|quelle date|quel jour|quelle année|en quelle année|à quelle date|dates?\b.*\?)", re.I)),
     ("place", re.compile(r"(\bwhere\b|(?:^|\s)où\b|\bwhich(?:\s+[\w-]+)?\s+(?:city|place|venue|building|site|region)\b|\bquel(?:le)?s?(?:\s+[\w-]+)?\s+(?:ville|lieu|endroit|bâtiment|site|région)\b|\bdans quel(?:le)? (?:ville|lieu|pays)\b)", re.I)),
     ("org", re.compile(r"\b(which (?:company|firm|startup|start-up|organisation|organization|group)|what (?:company|firm|startup|organisation|organization)|quel(?:le)? (?:entreprise|société|start-?up|organisation|groupe|firme))\b", re.I)),
-    ("person", re.compile(r"(\bwho\b|\bwhom\b|\bwhose\b|^\s*(?:et\s+)?qui\b|\b(?:par|de|à|avec) qui\b|\bquel(?:le)?s?(?:\s+[\w-]+)?\s+(?:personnalités?|dirigeants?|responsables?|patrons?|ministres?|présidents?|chercheurs?|personnes?|entrepreneurs?|fondateurs?|cofondateurs?|directeurs?|scientifiques?|chefs?|invités?|figures?|leaders?)\b|\b(?:which|what)(?:\s+[\w-]+){0,2}?\s+(?:person|people|leaders?|officials?|ministers?|executives?|boss|bosses|researchers?|scientists?|entrepreneurs?|founders?|co-?founders?|directors?|heads?|chiefs?|guests?|figures?|ceos?|politicians?)\b|\bqui est\b|\bqui sont\b|\bqui\s+(?:va|vont|sera|seront|dirige|représente|co-?préside|préside|a|ont)\b)", re.I)),
+    ("person", re.compile(r"(\bwho\b|\bwhom\b|\bwhose\b|^\s*(?:et\s+)?qui\b|\b(?:par|de|à|avec) qui\b|\bquel(?:le)?s?(?:\s+[\w-]+)?\s+(?:personnalités?|dirigeants?|responsables?|patrons?|ministres?|présidents?|vice-présidents?|porte-parole|ambassadeurs?|représentants?|délégués?|chercheurs?|personnes?|entrepreneurs?|fondateurs?|cofondateurs?|directeurs?|scientifiques?|chefs?|invités?|figures?|leaders?)\b|\b(?:which|what)(?:\s+[\w-]+){0,2}?\s+(?:person|people|leaders?|officials?|ministers?|executives?|boss|bosses|presidents?|vice-presidents?|chairs?|chairman|chairwoman|spokes(?:person|man|woman)|ambassadors?|envoys?|delegates?|representatives?|researchers?|scientists?|entrepreneurs?|founders?|co-?founders?|directors?|heads?|chiefs?|guests?|figures?|ceos?|politicians?)\b|\bqui est\b|\bqui sont\b|\bqui\s+(?:va|vont|sera|seront|dirige|représente|co-?préside|préside|a|ont)\b)", re.I)),
 ]
 
 _DEFINITION = re.compile(
@@ -161,6 +161,8 @@ def _clean_span(span: str, kind: str, question_forms: set[str]) -> str | None:
                 run.append(tok)
         if run:
             runs.append(run)
+        # Initials left alone ("J.D." once "Vance" is known) are not an answer.
+        runs = [r for r in runs if not all(re.fullmatch(r"(?:[A-ZÀ-Þ]\.-?)+", t) for t in r)]
         if not runs:
             return None
         toks = max(runs, key=len)
