@@ -386,7 +386,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         if app.state.assistant is None:
             log.info("loading the model and the index from %s", settings.index_dir)
             try:
-                app.state.assistant = await anyio.to_thread.run_sync(lambda: Assistant(settings).load(rebuild="any"))
+                app.state.assistant = await anyio.to_thread.run_sync(lambda: Assistant(settings).load(rebuild="any", background_model=True))
             except SummitError as exc:  # the message says what to fix; the library's stack would only hide it
                 raise StartupError(f"cannot start: {exc}") from None
             log.info("ready: build %s", app.state.assistant.index.build_id)
@@ -404,6 +404,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         responses={k: v for k, v in ERRORS.items() if k in (400, 413, 429)},
         docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
         redoc_url=None,
+        # No 307 from "/api/ask/" to "/api/ask": an empty, non-JSON reply whose Location echoes the
+        # client's Host header. Exact paths only; a trailing slash gets the JSON 404.
+        redirect_slashes=False,
     )
     _mount_offline_docs(app)
     app.state.assistant = assistant

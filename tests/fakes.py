@@ -20,7 +20,7 @@ class FakeEmbedder:
         self.calls = 0
         self.texts_embedded = 0
 
-    def load(self) -> "FakeEmbedder":
+    def load(self, *, wait: bool = True) -> "FakeEmbedder":
         return self
 
     def _vector(self, text: str) -> np.ndarray:
