@@ -28,6 +28,7 @@ TRANSLATION_MIN_SIM = 0.55
 DIRECT_SYNONYM_MIN_SIM = 0.8
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
+WARM_UP_MAX_SENTENCES = 100_000
 # Rare words say more about what a question asks than common ones (idf**2 > idf).
 IDF_POWER = 1.5
 
@@ -101,6 +102,20 @@ class Retriever:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._sentence_terms: dict[int, frozenset[int]] = {}
+
+    def warm_up(self) -> None:
+        """Precompute per-sentence tables and vector copies for a small corpus, so the first
+        questions are as fast as the rest (a large corpus fills them on demand)."""
+        if len(self.index.sentences) > WARM_UP_MAX_SENTENCES:
+            return
+        for sid in range(len(self.index.sentences)):
+            self.sentence_terms(sid)
+            self.sentence_vocab(sid)
+        if len(self.index.sentences):
+            self.sentence_vector(0)
+        if len(self.index.chunks):
+            self.chunk_vector(0)
+        self._vocab_by_prefix()
 
     # ---- query analysis ----------------------------------------------------------------
     def analyze(self, question: str, context: list[tuple[str, float]] = (), language: str | None = None) -> Query:

@@ -111,6 +111,7 @@ class Assistant:
 
     def _install(self, index: LoadedIndex) -> None:
         retriever = Retriever(index, self.embedder)
+        retriever.warm_up()
         answerer = Answerer(retriever, self.settings.min_confidence)
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer
