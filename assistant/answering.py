@@ -60,6 +60,7 @@ W_TYPE_MISSING = 0.1  # ... and is not
 W_SOURCE = 0.15  # the question names this passage's publisher
 W_MISSING_ENTITY = 0.3  # per proper name of the question the sources never mention
 ENTITY_MIN_STRENGTH = 0.4
+SPAN_SEARCH_DEPTH = 12  # sentences searched for a typed answer span
 ANCHOR_MIN_SIM = 0.45 + 0.45 * 0.35  # translation strength 0.35
 _TOKEN = re.compile(r"[\w’'-]+")
 STRICT_TYPES = frozenset({"money", "count", "date", "place"})
@@ -269,6 +270,8 @@ class Answerer:
         return W_MISSING_ENTITY * missing
 
     def score_sentences(self, query: Query, cands: list[Candidate], kind: str | None, mode: str) -> list[ScoredSentence]:
+        """Score every sentence of the candidate passages; look for a typed answer span only in
+        the best few (span extraction is the costly part)."""
         idx = self.retriever.index
         by_sid: dict[int, ScoredSentence] = {}
         max_rrf = max((c.rrf for c in cands), default=1.0) or 1.0
@@ -282,21 +285,26 @@ class Answerer:
                 dense = (1 - W_CONTEXT) * own_dense + W_CONTEXT * chunk_dense
                 m = (1 - W_CONTEXT) * matches[sid] + W_CONTEXT * chunk_matches
                 coverage = self.coverage(query, m)
-                span = None
-                if kind is not None:
-                    text = idx.sentence_text(sid)
-                    anchors = self._anchor_positions(query, text, idx.documents[idx.sentences[sid].doc_id].get("language", "fr"))
-                    span = extract_span(text, kind, query, anchors)
                 d = dense if mode != "lexical" else DENSE_STANDIN
                 cov = coverage if mode != "dense" else COVER_STANDIN
-                score = W_DENSE * d + W_COVER * cov + self.type_adjustment(kind, span) + W_RRF * cand.rrf / max_rrf
+                score = W_DENSE * d + W_COVER * cov + W_RRF * cand.rrf / max_rrf
                 if query.sources and chunk.doc_id in query.sources:
                     score += W_SOURCE
                 prev = by_sid.get(sid)
                 if prev is None or score > prev.score:  # a sentence in two overlapping chunks: keep the better
-                    by_sid[sid] = ScoredSentence(sid, cand.chunk, score, dense, coverage, span)
-                    by_sid[sid].own_coverage = self.coverage(query, m, own_only=True)
-        return sorted(by_sid.values(), key=lambda s: -s.score)
+                    by_sid[sid] = ScoredSentence(sid, cand.chunk, score, dense, coverage, None,
+                                                 own_coverage=self.coverage(query, m, own_only=True))
+        ranked = sorted(by_sid.values(), key=lambda s: -s.score)
+        if kind is not None:
+            for s in ranked[:SPAN_SEARCH_DEPTH]:
+                text = idx.sentence_text(s.sid)
+                anchors = self._anchor_positions(query, text, idx.documents[idx.sentences[s.sid].doc_id].get("language", "fr"))
+                s.span = extract_span(text, kind, query, anchors)
+                s.score += self.type_adjustment(kind, s.span)
+            for s in ranked[SPAN_SEARCH_DEPTH:]:
+                s.score += self.type_adjustment(kind, None)
+            ranked.sort(key=lambda s: -s.score)
+        return ranked
 
     def _anchor_positions(self, query: Query, sentence: str, language: str) -> list[int]:
         """Where the question's own words match in the sentence (same stem or a translation);
