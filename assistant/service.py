@@ -5,6 +5,7 @@ Shared by the CLI, the API and the evaluation scripts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -25,6 +26,32 @@ log = logging.getLogger("summit")
 MAX_QUESTION_CHARS = 1000
 MAX_HISTORY = 20
 MAX_K = 20
+
+
+class LRUCache:
+    """A small thread-safe LRU map; size 0 disables it."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        if not self.size:
+            return None
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
 
 
 @dataclass
@@ -71,6 +98,7 @@ class Assistant:
         self.retriever: Retriever | None = None
         self.answerer: Answerer | None = None
         self._swap_lock = threading.Lock()
+        self._answers = LRUCache(self.settings.answer_cache_size)
 
     # ---- lifecycle --------------------------------------------------------------------
     def load(self, *, rebuild: str = "stale", progress: Progress | None = None, background_model: bool = False) -> "Assistant":
@@ -151,10 +179,19 @@ class Assistant:
     def ask(self, question: str, history: list[str] | None = None, k: int | None = None, mode: str | None = None) -> Answer:
         t0 = time.perf_counter()
         q, hist, k, mode = validate(question, history, self.settings.top_k if k is None else k, mode or self.settings.mode)
-        _, retriever, answerer = self._parts()
-        resolved = self._resolve(retriever, answerer, q, hist)
-        answer = self._answer_with(retriever, answerer, q, resolved, k=k, mode=mode)
-        answer.question = q
+        index, retriever, answerer = self._parts()
+        # Answers are pure functions of (index build, question, history, k, mode): an embedded
+        # widget sees the same questions again and again.
+        key = (index.build_id, q, tuple(hist), k, mode)
+        cached = self._answers.get(key)
+        if cached is None:
+            resolved = self._resolve(retriever, answerer, q, hist)
+            answer = self._answer_with(retriever, answerer, q, resolved, k=k, mode=mode)
+            answer.question = q
+            self._answers.put(key, answer)
+        else:
+            answer = cached
+        answer = dataclasses.replace(answer, citations=list(answer.citations))
         answer.took_ms = round((time.perf_counter() - t0) * 1000, 2)
         return answer
 

@@ -44,12 +44,15 @@ class Settings(BaseSettings):
 
     # "auto" picks flat (exact) under hnsw_threshold vectors, HNSW above.
     index_type: Literal["auto", "flat", "hnsw"] = "auto"
-    hnsw_threshold: int = Field(default=50_000, ge=1)
+    # Measured (summit bench): flat search p95 is 3.1 ms at 20k vectors, 7.9 ms at 50k.
+    hnsw_threshold: int = Field(default=20_000, ge=1)
 
     top_k: int = Field(default=5, ge=1, le=20)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     # Abstain when the best evidence scores below this (calibrated on eval/dev.jsonl).
     min_confidence: float = 0.45
+    # Finished answers kept per index build (0 = off); the same questions come back a lot.
+    answer_cache_size: int = Field(default=2048, ge=0)
 
     # API
     cors_origins: list[str] = Field(default_factory=list)

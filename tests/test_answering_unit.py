@@ -117,3 +117,36 @@ def test_span_extraction_skips_names_the_question_already_has(tiny):
     q = tiny.retriever.analyze("Qui représentera la Chine à la place de Xi Jinping ?")
     sentence = "Le président chinois Xi Jinping ne viendra pas mais la Chine sera représentée par Ding Xuexiang."
     assert extract_span(sentence, "person", q, [sentence.index("représentée")]) == "Ding Xuexiang"
+
+
+def test_answer_cache_returns_the_same_answer_and_is_keyed_by_build(tmp_path):
+    write_corpus(tmp_path / "documents")
+    settings = Settings(documents_dir=tmp_path / "documents", index_dir=tmp_path / "index")
+    emb = FakeEmbedder()
+    assistant = Assistant(settings, emb).load()
+    first = assistant.ask("Combien d'euros pour la fondation ?")
+    calls = emb.calls
+    again = assistant.ask("Combien d'euros pour la fondation ?")
+    assert emb.calls == calls  # served from the cache: nothing embedded again
+    assert again.to_dict() | {"took_ms": 0} == first.to_dict() | {"took_ms": 0}
+    assert again.citations is not first.citations
+    assistant.retriever._cache.clear()  # the embedding cache, so that work shows as encode calls
+    assistant.ask("Combien d'euros pour la fondation ?", k=1)
+    assert emb.calls > calls  # another k is another answer
+    (tmp_path / "documents" / "c.md").write_text("---\ntitle: C\nsource: S\n---\nLa fondation aura 3 milliards d'euros.\n", encoding="utf-8")
+    assistant.build()
+    calls = emb.calls
+    assistant.ask("Combien d'euros pour la fondation ?")
+    assert emb.calls > calls  # a new build is a new cache key
+
+
+def test_answer_cache_can_be_turned_off(tmp_path):
+    write_corpus(tmp_path / "documents")
+    settings = Settings(documents_dir=tmp_path / "documents", index_dir=tmp_path / "index", answer_cache_size=0)
+    emb = FakeEmbedder()
+    assistant = Assistant(settings, emb).load()
+    assistant.ask("Qui co-présidera l'événement ?")
+    assistant.retriever._cache.clear()
+    calls = emb.calls
+    assistant.ask("Qui co-présidera l'événement ?")
+    assert emb.calls > calls
