@@ -174,8 +174,13 @@ def document_paths(directory: Path) -> list[Path]:
 
 def read_document(path: Path, root: Path, patterns: list[str]) -> Document:
     resolved_root = Path(root).resolve()
-    if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
-        raise DocumentError(path, "is a symbolic link pointing outside the documents folder; copy the file in instead")
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop of links
+            raise DocumentError(path, "is a broken or looping symbolic link; replace it with the article file") from None
+        if not target.is_relative_to(resolved_root):
+            raise DocumentError(path, "is a symbolic link pointing outside the documents folder; copy the file in instead")
     if not path.is_file():
         raise DocumentError(path, "is not a regular file")
     size = path.stat().st_size

@@ -486,7 +486,10 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
     if chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentences) or bm25.shape[1] != len(chunks):
         raise IndexCorruptError(f"index in {build} is inconsistent (vector and table counts differ); run `summit build --force`")
     if chunk_index.d != manifest.get("dimension"):
-        raise IndexMismatchError(f"index vectors have dimension {chunk_index.d}, manifest says {manifest.get('dimension')}")
+        raise IndexCorruptError(
+            f"index vectors have dimension {chunk_index.d} but the manifest says {manifest.get('dimension')}; "
+            f"run `summit build --force`"
+        )
     if len(vocab) != len(vocab_terms) or len(vocab) != len(vocab_vectors):
         raise IndexCorruptError(f"index vocabulary in {build} is inconsistent; run `summit build --force`")
     if len(term_ids) != bm25.shape[0]:

@@ -130,9 +130,14 @@ class Assistant:
         with build_lock(self.settings.index_dir):
             reason = index_status(self.settings, self.embedder.id)
             if reason is None and not force:
-                if self.index is None:
-                    self._install(load_index(self.settings.index_dir))
-                return {"built": False, "reason": "index is up to date", "build_id": self.index.build_id}
+                try:
+                    current = load_index(self.settings.index_dir)
+                except (IndexCorruptError, IndexMismatchError) as exc:
+                    reason = str(exc)  # up to date on paper, damaged on disk: rebuild
+                else:
+                    if self.index is None or self.index.build_id != current.build_id:
+                        self._install(current)
+                    return {"built": False, "reason": "index is up to date", "build_id": current.build_id}
             summary = build_index(self.settings, self.embedder, skip_invalid=skip_invalid, progress=progress)
         self._install(load_index(self.settings.index_dir))
         return {"built": True, "reason": reason or "forced", **summary}
