@@ -13,4 +13,6 @@ def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000) ->
 
     shown = f"[{host}]" if ":" in host else host
     print(f"Summit Assistant on http://{shown}:{port} (widget demo at /, API docs at /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", workers=1, loop="auto", http="auto")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", workers=1, loop="auto", http="auto",
+                # Python HTTP clients keep idle connections 5 s too: a longer server side avoids resets.
+                timeout_keep_alive=30)

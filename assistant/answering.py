@@ -167,6 +167,10 @@ def _clean_span(span: str, kind: str, question_forms: set[str]) -> str | None:
         if not runs:
             return None
         toks = max(runs, key=len)
+        while toks and toks[0].lower() in textmod.STOPWORDS:  # "Le Prix Turing" -> "Prix Turing"
+            toks = toks[1:]
+        if not toks or (kind == "person" and len(toks) < 2 and "." not in toks[0]):
+            return None
         if len(toks) == 1 and len(toks[0]) <= 2:
             return None  # a bare two-letter acronym ("IA") is noise, not a name
         while len(toks) > 1 and toks[0].isupper() and len(toks[0]) <= 3 and len(runs) > 1:

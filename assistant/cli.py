@@ -107,7 +107,7 @@ def build(
         )
         out.print(f"reason: {summary['reason']}", highlight=False)
         for line in summary["skipped"]:
-            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False)
+            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
 
     run(go)
 

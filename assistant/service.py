@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,9 @@ log = logging.getLogger("summit")
 MAX_QUESTION_CHARS = 1000
 MAX_HISTORY = 20
 MAX_K = 20
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class LRUCache:
@@ -85,7 +89,7 @@ def validate(question: object, history: object, k: object, mode: object) -> tupl
 
 def _clean_text(text: str) -> str:
     """NUL bytes to spaces, lone surrogates (invalid UTF-16 halves) to U+FFFD."""
-    return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", " "))
 
 
 class Assistant:
@@ -105,8 +109,10 @@ class Assistant:
         """rebuild: 'stale' builds when the index is missing or documents changed; 'any' also
         rebuilds a damaged or mismatched index (serve); 'never' only loads.
         background_model: finish loading the SentenceTransformer in the background (serve)."""
-        self.embedder.load(wait=not background_model)
         reason = index_status(self.settings, self.embedder.id)
+        if reason is not None and rebuild != "any" and not _rebuildable(reason):
+            raise _error_for(reason)  # say what is wrong before spending seconds on the model
+        self.embedder.load(wait=not background_model)
         if reason is not None:
             damaged = not (reason.startswith("no index") or reason.startswith("documents changed"))
             if rebuild == "never" or (damaged and rebuild != "any"):
@@ -233,6 +239,10 @@ def _citation(index: LoadedIndex, s, n: int) -> Citation:
     sent = index.sentences[s.sid]
     return Citation(n, chunk.chunk_id, chunk.doc_id, doc["title"], doc["source"], doc.get("url"), doc.get("published"),
                     doc["text"][chunk.start : chunk.end], chunk.start, chunk.end, [[sent.start, sent.end]], round(float(s.score), 4))
+
+
+def _rebuildable(reason: str) -> bool:
+    return reason.startswith("no index") or reason.startswith("documents changed")
 
 
 def _error_for(reason: str) -> Exception:
