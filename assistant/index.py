@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time

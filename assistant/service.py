@@ -13,7 +13,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from . import text as textmod
 from .answering import Answer, Answerer, Citation, question_type
 from .conversation import CONTEXT_WEIGHT, MAX_CONTEXT_DEPTH, is_elliptic, is_follow_up
 from .embedding import Embedder
