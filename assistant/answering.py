@@ -352,6 +352,28 @@ class Answerer:
         c = (best.own_coverage if own_words >= 2 else best.coverage) if mode != "dense" else COVER_STANDIN
         return W_DENSE * d + W_COVER * c + self.type_adjustment(kind, best.span) - self.missing_entity_penalty(query)
 
+    def citations(self, scored: list[ScoredSentence], k: int) -> list[Citation]:
+        """One citation per passage, numbered in the order of its best sentence, which is the
+        highlight (scored sentences are unique, so passages are the only duplicates)."""
+        idx = self.retriever.index
+        out: list[Citation] = []
+        used_chunks: set[int] = set()
+        for s in scored:
+            if len(out) >= k:
+                break
+            if s.chunk in used_chunks:
+                continue
+            used_chunks.add(s.chunk)
+            chunk = idx.chunks[s.chunk]
+            doc = idx.documents[chunk.doc_id]
+            sent = idx.sentences[s.sid]
+            out.append(Citation(
+                n=len(out) + 1, chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, title=doc["title"], source=doc["source"],
+                url=doc.get("url"), published=doc.get("published"), passage=doc["text"][chunk.start : chunk.end],
+                start=chunk.start, end=chunk.end, highlights=[[sent.start, sent.end]], score=round(float(s.score), 4),
+            ))
+        return out
+
     def answer(self, query: Query, cands: list[Candidate], *, k: int, mode: str, kind: str | None) -> Answer:
         idx = self.retriever.index
         scored = self.score_sentences(query, cands[: max(k * 2, 10)], kind, mode)
@@ -362,36 +384,7 @@ class Answerer:
         if conf < self.min_confidence:
             return Answer(query.text, query.language, False, NOT_FOUND[query.language], confidence=conf)
 
-        # One citation per chunk, in order of its best sentence; highlights = that sentence.
-        citations: list[Citation] = []
-        used_chunks: set[int] = set()
-        used_sentences: set[int] = set()
-        for s in scored:
-            if len(citations) >= k:
-                break
-            if s.chunk in used_chunks or s.sid in used_sentences:
-                continue
-            used_chunks.add(s.chunk)
-            used_sentences.add(s.sid)
-            chunk = idx.chunks[s.chunk]
-            doc = idx.documents[chunk.doc_id]
-            sent = idx.sentences[s.sid]
-            citations.append(
-                Citation(
-                    n=len(citations) + 1,
-                    chunk_id=chunk.chunk_id,
-                    doc_id=chunk.doc_id,
-                    title=doc["title"],
-                    source=doc["source"],
-                    url=doc.get("url"),
-                    published=doc.get("published"),
-                    passage=doc["text"][chunk.start : chunk.end],
-                    start=chunk.start,
-                    end=chunk.end,
-                    highlights=[[sent.start, sent.end]],
-                    score=round(float(s.score), 4),
-                )
-            )
+        citations = self.citations(scored, k)
         text = best.span or idx.sentence_text(best.sid)
         return Answer(query.text, query.language, True, text, citations, confidence=conf,
                       span_type=kind if best.span else None)

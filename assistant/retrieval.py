@@ -29,6 +29,7 @@ DIRECT_SYNONYM_MIN_SIM = 0.8
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
 WARM_UP_MAX_SENTENCES = 100_000
+VECTOR_COPY_MAX = 200_000  # vectors copied out of FAISS for direct access
 # Rare words say more about what a question asks than common ones (idf**2 > idf).
 IDF_POWER = 1.5
 
@@ -93,8 +94,7 @@ class Retriever:
     def __init__(self, index: LoadedIndex, embedder: Embedder):
         self.index = index
         self.embedder = embedder
-        self._sentence_vectors: np.ndarray | None = None
-        self._chunk_vectors: np.ndarray | None = None
+        self._vectors: dict[str, np.ndarray] = {}
         self._sentence_vocab: dict[int, np.ndarray] = {}
         self._vocab_row: dict[str, int] | None = None
         self._prefix_rows: dict[str, np.ndarray] | None = None
@@ -252,20 +252,17 @@ class Retriever:
 
     # ---- sentence-level evidence --------------------------------------------------------
     def sentence_vector(self, sid: int) -> np.ndarray:
-        idx = self.index
-        if self._sentence_vectors is None and idx.sentence_index.ntotal <= 200_000:
-            self._sentence_vectors = idx.sentence_index.reconstruct_n(0, idx.sentence_index.ntotal)
-        if self._sentence_vectors is not None:
-            return self._sentence_vectors[sid]
-        return idx.sentence_index.reconstruct(int(sid))
+        return self._vector("sentence", self.index.sentence_index, sid)
 
     def chunk_vector(self, cid: int) -> np.ndarray:
-        idx = self.index
-        if self._chunk_vectors is None and idx.chunk_index.ntotal <= 200_000:
-            self._chunk_vectors = idx.chunk_index.reconstruct_n(0, idx.chunk_index.ntotal)
-        if self._chunk_vectors is not None:
-            return self._chunk_vectors[cid]
-        return idx.chunk_index.reconstruct(int(cid))
+        return self._vector("chunk", self.index.chunk_index, cid)
+
+    def _vector(self, kind: str, index, row: int) -> np.ndarray:
+        """A stored vector: from an in-memory copy for a corpus that fits, else from FAISS."""
+        copy = self._vectors.get(kind)
+        if copy is None and index.ntotal <= VECTOR_COPY_MAX:
+            copy = self._vectors[kind] = index.reconstruct_n(0, index.ntotal)
+        return copy[row] if copy is not None else index.reconstruct(int(row))
 
     def _vocab_by_prefix(self) -> dict[str, np.ndarray]:
         if self._prefix_rows is None:

@@ -212,14 +212,7 @@ class Assistant:
         query = retriever.analyze(q)
         cands = retriever.candidates(query, mode, n=max(30, k * 3))
         scored = answerer.score_sentences(query, cands[: max(k * 2, 10)], question_type(q), mode)
-        out = []
-        for s in scored:
-            if len(out) >= k:
-                break
-            if any(c.chunk_id == retriever.index.chunks[s.chunk].chunk_id for c in out):
-                continue
-            out.append(_citation(retriever.index, s, len(out) + 1))
-        return out
+        return answerer.citations(scored, k)
 
     # ---- documents --------------------------------------------------------------------
     def documents(self) -> list[dict]:
@@ -230,14 +223,6 @@ class Assistant:
         index, _, _ = self._parts()
         d = index.documents.get(doc_id)
         return None if d is None else {k: v for k, v in d.items() if k not in ("path", "sha256")}
-
-
-def _citation(index: LoadedIndex, s, n: int) -> Citation:
-    chunk = index.chunks[s.chunk]
-    doc = index.documents[chunk.doc_id]
-    sent = index.sentences[s.sid]
-    return Citation(n, chunk.chunk_id, chunk.doc_id, doc["title"], doc["source"], doc.get("url"), doc.get("published"),
-                    doc["text"][chunk.start : chunk.end], chunk.start, chunk.end, [[sent.start, sent.end]], round(float(s.score), 4))
 
 
 def _rebuildable(reason: str) -> bool:
