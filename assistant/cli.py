@@ -188,9 +188,27 @@ def _write_output(path: Path, write) -> None:
     err.print(f"wrote {path}", highlight=False)
 
 
+EVAL_CORPUS = Path("eval/corpus")
+EVAL_SPLITS = Path("eval/splits.json")
+EVAL_INDEX = Path("eval/out/index")
+
+
+def _eval_settings(documents, index, model, corpus: Optional[Path]):
+    """Settings of the held-out evaluation: documents/ plus the test texts, in their own index."""
+    extra = [corpus] if corpus is not None else []
+    if corpus is not None and not corpus.is_dir():
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"evaluation corpus {corpus} is not a folder")
+    return make_settings(documents, index, model, extra_documents_dirs=extra or None)
+
+
 @app.command("eval")
 def eval(  # noqa: A001 - the command is `summit eval`
-    questions: Optional[Path] = typer.Argument(None, help="Question file (JSONL), e.g. eval/questions.jsonl; see eval/README.md.", show_default=False),
+    questions: Optional[list[Path]] = typer.Argument(None, help="Question files (JSONL). Without any: the dev and test splits of eval/splits.json, with eval/corpus indexed next to documents/.", show_default=False),
+    split: str = typer.Option("both", "--split", help="Without question files: dev, test or both."),
+    splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition (question files per split)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Extra folder of articles indexed next to documents/ [default with splits: eval/corpus]."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense, lexical, or all (every mode, one model load)."),
     k: int = typer.Option(5, "--k", help="Citations per answer (1-20); ranking metrics look at these."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics and per-question rows as JSON."),
@@ -202,7 +220,8 @@ def eval(  # noqa: A001 - the command is `summit eval`
     beir: Optional[Path] = typer.Option(None, "--beir", help="Also (or only) score retrieval on a BEIR folder: nDCG@10, recall@10, MRR@10."),
     show_misses: bool = typer.Option(True, "--misses/--no-misses", help="List the misses on the terminal."),
 ):
-    """Evaluate on a question set and/or a BEIR dataset: metrics per mode, misses, reports."""
+    """Evaluate: by default the held-out dev and test splits (eval/splits.json) with the test texts
+    of eval/corpus indexed next to documents/; or given question files; or a BEIR dataset."""
 
     def go():
         import datetime
@@ -211,34 +230,51 @@ def eval(  # noqa: A001 - the command is `summit eval`
         from . import reporting
         from .errors import InvalidInputError
 
-        if questions is None and beir is None:
-            raise InvalidInputError("give a question file (e.g. eval/questions.jsonl) or --beir DIR")
         modes = ev.parse_modes(mode)
         if not 1 <= k <= 20:
             raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
-        qs = ev.load_questions(questions) if questions is not None else None  # fail fast, before the model
+        sets: dict[str, list] = {}
+        use_corpus = corpus
+        index_dir = index
+        if questions:
+            sets["questions"] = ev.load_question_files(questions)  # fail fast, before the model
+        elif beir is None:
+            names = ["dev", "test"] if split == "both" else [split]
+            for name in names:
+                if name not in ("dev", "test"):
+                    raise InvalidInputError(f"--split must be dev, test or both, got {split!r}")
+                sets[name] = ev.load_question_files(ev.split_files(splits_file, name))
+            use_corpus = corpus if corpus is not None else EVAL_CORPUS
+            index_dir = index if index is not None else EVAL_INDEX
         beir_data = None
         if beir is not None:
             from .beir import load_beir
 
             beir_data = load_beir(beir)
-        settings = make_settings(documents, index, model)
+        settings = _eval_settings(documents, index_dir, model, use_corpus)
         result: dict = {}
         meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "modes": ", ".join(modes)}
         embedder = None
-        if qs is not None:
+        if sets:
             assistant = load_assistant(settings)
             embedder = assistant.embedder
-            meta.update({"questions": str(questions), "k": k, "model": assistant.embedder.id, "index build": assistant.index.build_id})
-            with progress_bar() as update:
-                step = (lambda m, done, total: update(f"asking ({m})", done, total)) if update else None
-                rows = ev.run_modes(assistant, qs, modes, k=k, progress=step)
-            result.update(ev.build_report(rows))
-            out.print(reporting.header_line(rows, k), highlight=False)
-            out.print(reporting.modes_table(result))
-            out.print(reporting.language_table(result))
-            if show_misses:
-                out.print(reporting.misses_view(rows))
+            meta.update({"k": k, "model": assistant.embedder.id, "index build": assistant.index.build_id,
+                         "documents": ", ".join(str(d) for d in [settings.documents_dir, *settings.extra_documents_dirs])})
+            reports = {}
+            for name, qs in sets.items():
+                with progress_bar() as update:
+                    step = (lambda m, done, total, n=name: update(f"asking {n} ({m})", done, total)) if update else None
+                    rows = ev.run_modes(assistant, qs, modes, k=k, progress=step)
+                reports[name] = ev.build_report(rows)
+                out.print(f"[bold]{name}[/bold] " + reporting.header_line(rows, k), highlight=False)
+                out.print(reporting.modes_table(reports[name]))
+                out.print(reporting.language_table(reports[name]))
+                if show_misses:
+                    out.print(reporting.misses_view(rows))
+            if list(reports) == ["questions"]:
+                result.update(reports["questions"])
+            else:
+                result["splits"] = reports
         if beir_data is not None:
             from .beir import evaluate_beir
 
@@ -251,9 +287,45 @@ def eval(  # noqa: A001 - the command is `summit eval`
         if json_out is not None:
             _write_output(json_out, lambda p: p.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"))
         if report is not None:
-            _write_output(report, lambda p: p.write_text(reporting.markdown_report(result, meta=meta), encoding="utf-8"))
+            def write_md(p):
+                if "splits" in result:
+                    parts = [reporting.markdown_report(r, title=f"Summit Assistant evaluation — {n} split", meta=meta) for n, r in result["splits"].items()]
+                    p.write_text("\n\n".join(parts), encoding="utf-8")
+                else:
+                    p.write_text(reporting.markdown_report(result, meta=meta), encoding="utf-8")
+            _write_output(report, write_md)
         if plot is not None:
-            _write_output(plot, lambda p: reporting.plot_report(result, p))
+            _write_output(plot, lambda p: reporting.plot_report(result["splits"].get("test") or next(iter(result["splits"].values()))
+                                                                if "splits" in result else result, p))
+
+    run(go)
+
+
+@app.command("fit")
+def fit(
+    splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
+    corpus: Path = typer.Option(EVAL_CORPUS, "--corpus", help="Test texts indexed next to documents/ for fitting."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
+    max_false_rate: float = typer.Option(0.02, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+):
+    """Fit the sentence scorer and the abstention model on the dev split; write their weights."""
+
+    def go():
+        from . import evaluation as ev
+        from . import fitting
+        from .scoring import WEIGHTS_FILE, save_weights
+
+        qs = ev.load_question_files(ev.split_files(splits_file, "dev"))
+        settings = _eval_settings(documents, index if index is not None else EVAL_INDEX, model, corpus)
+        assistant = load_assistant(settings)
+        with progress_bar() as update:
+            weights, summary = fitting.fit(assistant, qs, max_false_rate=max_false_rate, progress=update)
+        path = save_weights(weights, out_file or WEIGHTS_FILE)
+        out.print(json.dumps(summary, indent=1), highlight=False)
+        out.print(f"wrote {path}", highlight=False)
 
     run(go)
 

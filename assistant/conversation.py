@@ -1,39 +1,54 @@
-"""Follow-up questions without a language model.
+"""Follow-up questions without a language model and without a list of trigger words.
 
-A question is a follow-up when it leans on the conversation: a pronoun or demonstrative ("he",
-"it", "cette instance", "y"), an elliptic opener ("Et où ?", "What about Google?") or too few
-words of its own. The previous question (resolved the same way, recursively) and its answer are
-then carried into retrieval as weighted context; the answer type comes from the new question, or
-from the previous one when the new question has none.
+Every question asked with a history carries its conversation: the earlier questions (each
+resolved the same way, up to three turns back) and their short answers join retrieval as
+weighted context, the weight shrinking with every turn back. Nothing decides "this is a
+follow-up" from the words it uses: a question that stands on its own is carried by its own
+words (weight 1) and the context only breaks ties, while a question leaning on the conversation
+("Et où ?", "What did she announce?") has few words of its own, so the context decides.
+
+The asked type comes from the new question; a question with no type of its own and at most one
+content word ("Et celui de Google ?") asks for the same type as the question before.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
+from dataclasses import dataclass, field
 
 from . import text as textmod
 
-_ANAPHORA = re.compile(
-    r"\b(he|him|his|she|her|hers|it|its|they|them|their|this|that|these|those|there|then|"
-    r"il|elle|ils|elles|lui|leur|leurs|son|sa|ses|celui|celle|ceux|celles|ce dernier|cette|cet|ces|"
-    r"là|y|en)\b",
-    re.I,
-)
-_ELLIPSIS = re.compile(r"^\s*(et|and|what about|how about|ou|or|mais|but|aussi|also|puis|then)\b", re.I)
 MAX_CONTEXT_DEPTH = 3
-CONTEXT_WEIGHT = 0.6
+CONTEXT_WEIGHT = 0.6  # default; `summit fit` may tune it on the dev split (weights.json settings)
+ANSWER_WEIGHT = 0.6
+DECAY = 0.5  # each turn further back counts this much less
 
 
-def is_follow_up(question: str, history: list[str]) -> bool:
-    if not history:
-        return False
-    if _ELLIPSIS.search(question):
-        return True
-    if len(textmod.content_words(question)) <= 1:
-        return True
-    return bool(_ANAPHORA.search(question.translate(textmod.APOSTROPHES)))
+@dataclass
+class Turn:
+    question: str
+    context: list[tuple[str, float]] = field(default_factory=list)
+    previous_type: str | None = None  # the asked type of the question before
 
 
-def is_elliptic(question: str) -> bool:
-    """A fragment that only makes sense as a continuation: "Et celui de Google ?", "What about Meta?"."""
-    return bool(_ELLIPSIS.search(question)) or len(textmod.content_words(question)) <= 1
+def follow(question: str, previous: Turn, previous_answer, settings: dict | None = None) -> Turn:
+    """The context of ``question`` after ``previous`` (already resolved) was answered."""
+    settings = settings or {}
+    w = float(settings.get("context_weight", CONTEXT_WEIGHT))
+    wa = float(settings.get("answer_weight", ANSWER_WEIGHT))
+    context = [(previous.question, w)]
+    if previous_answer is not None and previous_answer.found and previous_answer.span_type:
+        context.append((previous_answer.answer, wa))
+    context += [(c, cw * DECAY) for c, cw in previous.context]
+    prev_type = None
+    if previous_answer is not None:
+        prev_type = getattr(previous_answer, "asked_type", None)
+    return Turn(question, context, prev_type)
+
+
+def inherit_type(query, turn: Turn):
+    """An elliptic question ("Et en quelle année ?" has its own type; "Et celui de Google ?"
+    does not) asks for the type of the question before it."""
+    if query.qtype.answer_type is None and turn.previous_type and len(textmod.content_words(query.text, question=True)) <= 1:
+        query.qtype = dataclasses.replace(query.qtype, answer_type=turn.previous_type)
+    return query

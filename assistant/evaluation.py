@@ -42,21 +42,42 @@ def norm(text: str) -> str:
     return re.sub(r' ?" ?', '"', text)
 
 
-def is_relevant(passage: str, evidence: str | None) -> bool:
-    return bool(evidence) and norm(evidence) in norm(passage)
-
-
-def answer_correct(answer: str, answers: list[str]) -> bool:
-    a = norm(answer)
-    return any(norm(x) and norm(x) in a for x in answers)
-
-
-def count_relevant(passages: Iterable[str], evidence: str | None) -> int:
-    """How many passages of a corpus contain the evidence (the ideal list for nDCG)."""
+def _evidences(evidence) -> list[str]:
     if not evidence:
+        return []
+    return [evidence] if isinstance(evidence, str) else [e for e in evidence if e]
+
+
+def is_relevant(passage: str, evidence) -> bool:
+    """The passage holds the evidence (a string, or a list of alternatives: any of them)."""
+    p = norm(passage)
+    return any(norm(e) in p for e in _evidences(evidence))
+
+
+YES_NO_WORDS = {"oui": "yes", "yes": "yes", "non": "no", "no": "no"}
+
+
+def fold_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def answer_correct(answer: str, answers: list[str], qtype: str | None = None) -> bool:
+    """The answer contains one of the expected ones (case- and accent-insensitive); for a
+    yes/no question its first word is the expected yes or no (in either language)."""
+    a = fold_accents(norm(answer))
+    if qtype == "yesno":
+        first = re.split(r"[\s.,;:!—-]+", a, maxsplit=1)[0] if a else ""
+        want = {YES_NO_WORDS.get(norm(x)) for x in answers}
+        return YES_NO_WORDS.get(first) in want
+    return any(norm(x) and fold_accents(norm(x)) in a for x in answers)
+
+
+def count_relevant(passages: Iterable[str], evidence) -> int:
+    """How many passages of a corpus contain the evidence (the ideal list for nDCG)."""
+    evs = [norm(e) for e in _evidences(evidence)]
+    if not evs:
         return 0
-    ev = norm(evidence)
-    return sum(ev in norm(p) for p in passages)
+    return sum(any(e in norm(p) for e in evs) for p in passages)
 
 
 # ---- ranking metrics over a list of relevance flags (best first) --------------------------
@@ -142,15 +163,23 @@ def percentile(values: list[float], p: float) -> float:
 # ---- question sets ------------------------------------------------------------------------
 
 
+KINDS = ("answerable", "near_miss", "off_topic")
+QTYPES = ("who", "what", "when", "where", "how_much", "how_many", "which", "yesno", "why", "how_long")
+
+
 @dataclass
 class Question:
     id: str
     question: str
     answers: list[str] = field(default_factory=list)
-    evidence: str | None = None
+    evidence: str | list[str] | None = None
     answerable: bool = True
     history: list[str] = field(default_factory=list)
     lang: str | None = None
+    doc: str | None = None  # the article the question is about (the split is by article)
+    type: str | None = None  # who, what, when, ... (for the breakdown; yesno changes the check)
+    kind: str | None = None  # answerable, near_miss (plausible, not covered), off_topic
+    older_evidence: str | None = None  # sources disagree: the older article's version
 
 
 def _is_str_list(value: object) -> bool:
@@ -171,8 +200,11 @@ def parse_question(row: object, default_id: str) -> Question:
     if not _is_str_list(answers):
         raise ValueError("'answers' must be a list of strings")
     evidence = row.get("evidence")
-    if evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
-        raise ValueError("'evidence' must be a non-empty string or null")
+    if isinstance(evidence, list):
+        if not evidence or not all(isinstance(e, str) and e.strip() for e in evidence):
+            raise ValueError("'evidence' must be a non-empty string, a list of them, or null")
+    elif evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
+        raise ValueError("'evidence' must be a non-empty string, a list of them, or null")
     answerable = row.get("answerable", True)
     if not isinstance(answerable, bool):
         raise ValueError("'answerable' must be true or false")
@@ -186,7 +218,20 @@ def parse_question(row: object, default_id: str) -> Question:
     lang = row.get("lang")
     if lang is not None and (not isinstance(lang, str) or not lang.strip()):
         raise ValueError("'lang' must be a language code such as \"fr\" or \"en\"")
-    return Question(str(qid), question, answers, evidence, answerable, history, lang.strip().lower() if lang else None)
+    for key in ("doc", "type", "kind", "older_evidence"):
+        value = row.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"'{key}' must be a non-empty string or null")
+    kind = row.get("kind") or ("answerable" if answerable else None)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"'kind' must be one of {', '.join(KINDS)}")
+    if kind in ("near_miss", "off_topic") and answerable:
+        raise ValueError(f"a {kind} question must have answerable false")
+    qtype = row.get("type")
+    if qtype is not None and qtype not in QTYPES:
+        raise ValueError(f"'type' must be one of {', '.join(QTYPES)}")
+    return Question(str(qid), question, answers, evidence, answerable, history, lang.strip().lower() if lang else None,
+                    row.get("doc"), qtype, kind, row.get("older_evidence"))
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -217,6 +262,41 @@ def load_questions(path: Path) -> list[Question]:
     if not out:
         raise InvalidInputError(f"{path} holds no questions")
     return out
+
+
+def load_question_files(paths: Iterable[Path]) -> list[Question]:
+    """Several question files as one set; ids must stay unique across them."""
+    out: list[Question] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for q in load_questions(path):
+            if q.id in seen:
+                raise InvalidInputError(f"{path}: id {q.id!r} is already used in {seen[q.id]}")
+            seen[q.id] = Path(path)
+            out.append(q)
+    return out
+
+
+def split_files(splits_file: Path, split: str) -> list[Path]:
+    """The question files of a split, from eval/splits.json ({"dev": [globs], "test": [globs]})."""
+    splits_file = Path(splits_file)
+    try:
+        spec = json.loads(splits_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"split file {splits_file} not found") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"split file {splits_file} is not valid JSON ({exc})") from None
+    if split not in spec or split.startswith("_"):
+        names = ", ".join(k for k in spec if not k.startswith("_"))
+        raise InvalidInputError(f"no split {split!r} in {splits_file} (there are: {names})")
+    root = splits_file.parent
+    files: list[Path] = []
+    for pattern in spec[split]:
+        matched = sorted(root.glob(pattern))
+        if not matched:
+            raise InvalidInputError(f"{splits_file}: pattern {pattern!r} of split {split!r} matches no file")
+        files += [m for m in matched if m not in files]
+    return files
 
 
 def parse_modes(mode: str) -> list[str]:
@@ -277,7 +357,14 @@ def question_row(q: Question, answer: dict, k_eval: int = RANK_DEPTH, *, mode: s
         "hit@5": hit_at(flags, 5) if ranked else None,
         "mrr@10": round(mrr_at(flags, 10), 4) if ranked else None,
         "ndcg@10": round(ndcg_at(flags, 10, n_relevant=n_relevant), 4) if ranked else None,
-        "answer_correct": bool(found and q.answerable and answer_correct(answer["answer"], q.answers)),
+        "answer_correct": bool(found and q.answerable and answer_correct(answer["answer"], q.answers, q.type)),
+        "kind": q.kind or ("answerable" if q.answerable else "near_miss"),
+        "type": q.type,
+        "doc": q.doc,
+        "conflict": None if not q.older_evidence else {
+            "newest_first": bool(flags[:1] and flags[0]),
+            "older_cited": any(is_relevant(c["passage"], q.older_evidence) for c in answer["citations"][:k_eval]),
+        },
         "took_ms": answer["took_ms"],
         "cited": [c.get("chunk_id") for c in answer["citations"]],
         "top_passage": answer["citations"][0]["passage"] if answer["citations"] else None,
@@ -310,6 +397,12 @@ def aggregate(rows: list[dict]) -> dict:
         return round(sum(r[key] for r in ranked) / len(ranked), 4) if ranked else None
 
     lat = [r["took_ms"] for r in rows]
+    follow = [r for r in with_answers if r["history"]]
+    near = [r for r in rows if r.get("kind") == "near_miss"]
+    off = [r for r in rows if r.get("kind") == "off_topic"]
+    conflicts = [r for r in rows if r.get("conflict")]
+    false_abst = sum(1 for r in rows if r["answerable"] and not r["found"])
+    answerable = [r for r in rows if r["answerable"]]
     return {
         "hit@1": mean("hit@1"),
         "hit@3": mean("hit@3"),
@@ -320,7 +413,16 @@ def aggregate(rows: list[dict]) -> dict:
         "abstention": {
             "precision": _ratio(len(correct_abstentions), len(abstained)),
             "recall": _ratio(len(correct_abstentions), len(unanswerable)),
-            "false_abstentions": sum(1 for r in rows if r["answerable"] and not r["found"]),
+            "false_abstentions": false_abst,
+            "false_abstention_rate": _ratio(false_abst, len(answerable)),
+            "near_miss_recall": _ratio(sum(not r["found"] for r in near), len(near)),
+            "off_topic_recall": _ratio(sum(not r["found"] for r in off), len(off)),
+        },
+        "follow_up_accuracy": _ratio(sum(r["answer_correct"] for r in follow), len(follow)),
+        "conflicts": {
+            "questions": len(conflicts),
+            "newest_answer": _ratio(sum(r["answer_correct"] for r in conflicts), len(conflicts)),
+            "both_cited": _ratio(sum(r["conflict"]["newest_first"] and r["conflict"]["older_cited"] for r in conflicts), len(conflicts)),
         },
         "latency_ms": {"p50": round(percentile(lat, 50), 3), "p95": round(percentile(lat, 95), 3)},
     }
@@ -402,9 +504,10 @@ ProgressFn = Callable[[int, int], None]
 def index_passages(assistant) -> list[str] | None:
     """Every chunk passage of the assistant's index (to count relevant passages for nDCG)."""
     index = getattr(assistant, "index", None)
-    if index is None or not hasattr(index, "chunks"):
+    if index is None or not hasattr(index, "counts"):
         return None
-    return [index.chunk_text(i) for i in range(len(index.chunks))]
+    n = index.counts()["chunks"]
+    return [index.chunk_text(i) for i in range(n)] if n <= 200_000 else None
 
 
 def run_questions(assistant, questions: list[Question], *, mode: str = "hybrid", k: int = 5,
@@ -418,7 +521,8 @@ def run_questions(assistant, questions: list[Question], *, mode: str = "hybrid",
         t0 = time.perf_counter()
         ans = assistant.ask(q.question, history=q.history, k=k, mode=mode).to_dict()
         ans["took_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        n_rel = sum(norm(q.evidence) in p for p in normed) if (normed is not None and q.evidence) else None
+        evs = [norm(e) for e in _evidences(q.evidence)]
+        n_rel = sum(any(e in p for e in evs) for p in normed) if (normed is not None and evs) else None
         rows.append(question_row(q, ans, mode=mode, n_relevant=n_rel))
         if progress:
             progress(i + 1, len(questions))

@@ -3,12 +3,15 @@
 Layout::
 
     index/
-      current -> builds/<build_id>      (a symlink, replaced atomically with os.replace)
-      builds/<build_id>/manifest.json   format, model, chunking, per-document hashes, file checksums
-      builds/<build_id>/chunks.faiss    FAISS index of chunk vectors (normalised, inner product)
-      builds/<build_id>/sentences.faiss FAISS index of sentence vectors
-      builds/<build_id>/table.json      documents (cleaned text), chunks, sentences with offsets
-      builds/<build_id>/lexical.npz     BM25 weights (terms x chunks) and the vocabulary vectors
+      current -> builds/<build_id>        (a symlink, replaced atomically with os.replace)
+      builds/<build_id>/manifest.json     format, encoders, chunking, per-document hashes, file checksums
+      builds/<build_id>/chunks.faiss      FAISS index of chunk vectors of the primary encoder
+      builds/<build_id>/sentences.faiss   FAISS index of sentence vectors of the primary encoder
+      builds/<build_id>/chunks.N.faiss    ... of encoder N (N = 1, 2, ...), when more are configured
+      builds/<build_id>/sentences.N.faiss
+      builds/<build_id>/table.json        documents (cleaned text), chunks, sentences with offsets,
+                                          entities and back-reference flags (annotate.py)
+      builds/<build_id>/lexical.npz       BM25 weights (terms x chunks) and the vocabulary vectors
 
 A reader resolves ``current`` once and reads one build folder, so it never sees half an index;
 the previous build keeps serving until the new one is complete.
@@ -36,14 +39,15 @@ from scipy import sparse
 from . import text as textmod
 from .chunking import chunk_document
 from .documents import Document, document_paths, load_documents
-from .embedding import Embedder
+from .annotate import SentenceNotes, annotate, annotator_id
+from .embedding import EncoderSet
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from .settings import Settings
 
 log = logging.getLogger("summit.index")
 
-FORMAT_VERSION = 1
-FILES = ("table.json", "chunks.faiss", "sentences.faiss", "lexical.npz")
+FORMAT_VERSION = 2
+FILES = ("table.json", "chunks.faiss", "sentences.faiss", "lexical.npz")  # the primary encoder's; more per extra encoder
 BM25_K1, BM25_B = 1.2, 0.75
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -57,11 +61,26 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def settings_fingerprint(settings: Settings, embedder_id: str) -> dict:
+def vector_files(n_encoders: int) -> list[str]:
+    names = []
+    for i in range(n_encoders):
+        suffix = "" if i == 0 else f".{i}"
+        names += [f"chunks{suffix}.faiss", f"sentences{suffix}.faiss"]
+    return names
+
+
+def all_files(n_encoders: int) -> list[str]:
+    return ["table.json", "lexical.npz", *vector_files(n_encoders)]
+
+
+def settings_fingerprint(settings: Settings, encoder_ids: list[str] | str) -> dict:
     """What a build depends on besides the documents; any difference means rebuild."""
+    ids = [encoder_ids] if isinstance(encoder_ids, str) else list(encoder_ids)
     return {
         "format_version": FORMAT_VERSION,
-        "model": embedder_id,
+        "model": ids[0],
+        "encoders": ids,
+        "annotator": annotator_id() if settings.annotate else "none",
         "chunking": {
             "sentences": settings.chunk_sentences,
             "overlap": settings.chunk_overlap,
@@ -87,27 +106,64 @@ class SentenceRecord:
     start: int
     end: int
     chunk_ids: list[int] = field(default_factory=list)
+    # (start, end, label) in document offsets, from build-time annotation (annotate.py)
+    entities: tuple[tuple[int, int, str], ...] = ()
+    anaphor: bool = False  # its opening refers back to something named before
 
 
 @dataclass
 class LoadedIndex:
+    """The embedded (FAISS) store: everything in memory, rows are ids. Implements the
+    ``store.Store`` interface that retrieval and answering use."""
+
     path: Path
     manifest: dict
     documents: dict[str, dict]  # doc_id -> metadata + "text"
     chunks: list[ChunkRecord]
     sentences: list[SentenceRecord]
-    chunk_index: object  # faiss.Index
-    sentence_index: object
+    chunk_indexes: list  # faiss.Index per encoder
+    sentence_indexes: list
     bm25: sparse.csr_matrix  # terms x chunks
     term_ids: dict[str, int]
     idf: np.ndarray
     vocab: list[str]  # surface words, for cross-lingual term translation
     vocab_terms: list[int]  # term id of each vocab word
-    vocab_vectors: np.ndarray  # float32, normalised
+    vocab_vectors: np.ndarray  # float32, normalised (primary encoder)
+    kind: str = "faiss"
+    _copies: dict = field(default_factory=dict, repr=False)
+    _terms: list[str] | None = field(default=None, repr=False)
 
     @property
     def build_id(self) -> str:
         return self.manifest["build_id"]
+
+    @property
+    def chunk_index(self):
+        return self.chunk_indexes[0]
+
+    @property
+    def sentence_index(self):
+        return self.sentence_indexes[0]
+
+    @property
+    def n_encoders(self) -> int:
+        return len(self.chunk_indexes)
+
+    # ---- the Store interface --------------------------------------------------------------
+    def counts(self) -> dict:
+        return {"documents": len(self.documents), "chunks": len(self.chunks), "sentences": len(self.sentences)}
+
+    def document(self, doc_id: str) -> dict | None:
+        return self.documents.get(doc_id)
+
+    def document_list(self) -> list[dict]:
+        return list(self.documents.values())
+
+    def chunk(self, cid: int) -> ChunkRecord:
+        return self.chunks[cid]
+
+    def sentence(self, sid: int) -> SentenceRecord:
+        return self.sentences[sid]
 
     def chunk_text(self, i: int) -> str:
         c = self.chunks[i]
@@ -117,7 +173,61 @@ class LoadedIndex:
         s = self.sentences[i]
         return self.documents[s.doc_id]["text"][s.start : s.end]
 
+    def previous_sentence(self, sid: int) -> int | None:
+        """The sentence before ``sid`` in the same document, or None."""
+        if sid > 0 and self.sentences[sid - 1].doc_id == self.sentences[sid].doc_id:
+            return sid - 1
+        return None
 
+    def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        index = (self.sentence_indexes if level == "sentence" else self.chunk_indexes)[encoder]
+        k = min(k, index.ntotal)
+        if k <= 0:
+            return []
+        d, i = index.search(np.ascontiguousarray(vector[None, :], dtype=np.float32), k)
+        return [(int(r), float(s)) for r, s in zip(i[0], d[0]) if r >= 0]
+
+    def vectors(self, encoder: int, level: str, ids) -> np.ndarray:
+        """Stored vectors of some rows: from an in-memory copy for a corpus that fits, else from FAISS."""
+        index = (self.sentence_indexes if level == "sentence" else self.chunk_indexes)[encoder]
+        key = (encoder, level)
+        copy = self._copies.get(key)
+        if copy is None and index.ntotal <= VECTOR_COPY_MAX:
+            copy = self._copies[key] = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+        ids = np.asarray(list(ids), dtype=np.int64)
+        if copy is not None:
+            return copy[ids]
+        return np.stack([index.reconstruct(int(r)) for r in ids]) if len(ids) else np.zeros((0, index.d), np.float32)
+
+    def lexical(self, terms: dict[str, float], k: int, words: list[str] | None = None) -> list[tuple[int, float]]:
+        """BM25 over chunks for weighted index terms (stems)."""
+        pairs = [(self.term_ids[t], w) for t, w in terms.items() if t in self.term_ids]
+        if not pairs:
+            return []
+        ids = np.fromiter((p[0] for p in pairs), dtype=np.int64)
+        w = np.fromiter((p[1] for p in pairs), dtype=np.float32)
+        scores = np.asarray(self.bm25[ids].T @ w).ravel()
+        nz = np.flatnonzero(scores > 0)
+        if not nz.size:
+            return []
+        top = nz[np.argsort(-scores[nz], kind="stable")[:k]]
+        return [(int(c), float(scores[c])) for c in top]
+
+    def term_idf(self, term: str) -> float | None:
+        t = self.term_ids.get(term)
+        return None if t is None else float(self.idf[t])
+
+    @property
+    def max_idf(self) -> float:
+        return float(self.idf.max()) if len(self.idf) else 1.0
+
+    def term_of(self, vocab_row: int) -> str:
+        if self._terms is None:
+            self._terms = list(self.term_ids)
+        return self._terms[self.vocab_terms[vocab_row]]
+
+
+VECTOR_COPY_MAX = 200_000  # vectors copied out of FAISS for direct access
 # ---- building ------------------------------------------------------------------------------
 
 
@@ -183,7 +293,7 @@ def build_lexical(chunk_terms: list[list[str]]) -> tuple[sparse.csr_matrix, dict
     return matrix, term_ids, idf
 
 
-def _vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
+def vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
     """(surface word, term) pairs worth translating a question word into: content words of the
     corpus, lower case, no numbers."""
     seen: dict[str, str] = {}
@@ -194,22 +304,39 @@ def _vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
     return sorted(seen.items())
 
 
-def _previous_vectors(settings: Settings, fingerprint: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Vectors of unchanged documents from the current build, to avoid re-embedding them."""
+@dataclass
+class _Reusable:
+    chunk_vectors: list[np.ndarray]  # per encoder
+    sentence_vectors: list[np.ndarray]
+    notes: list[SentenceNotes]
+
+
+def _previous_build(settings: Settings, fingerprint: dict) -> tuple[dict[str, _Reusable], dict[str, np.ndarray]]:
+    """Vectors and annotations of unchanged documents, and the vocabulary vectors, from the
+    current build, so that an update embeds only what is new."""
     try:
         old = load_index(settings.index_dir, verify=True)
     except Exception:
-        return {}
+        return {}, {}
     if any(old.manifest.get(k) != v for k, v in fingerprint.items()):
-        return {}
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    chunk_vecs = old.chunk_index.reconstruct_n(0, old.chunk_index.ntotal)
-    sent_vecs = old.sentence_index.reconstruct_n(0, old.sentence_index.ntotal)
+        return {}, {}
+    out: dict[str, _Reusable] = {}
+    chunk_vecs = [old.vectors(e, "chunk", range(len(old.chunks))) for e in range(old.n_encoders)]
+    sent_vecs = [old.vectors(e, "sentence", range(len(old.sentences))) for e in range(old.n_encoders)]
+    c_rows: dict[str, list[int]] = {}
+    s_rows: dict[str, list[int]] = {}
+    for i, c in enumerate(old.chunks):
+        c_rows.setdefault(c.doc_id, []).append(i)
+    for i, s in enumerate(old.sentences):
+        s_rows.setdefault(s.doc_id, []).append(i)
     for doc_id, meta in old.manifest["documents"].items():
-        c_rows = [i for i, c in enumerate(old.chunks) if c.doc_id == doc_id]
-        s_rows = [i for i, s in enumerate(old.sentences) if s.doc_id == doc_id]
-        out[meta["sha256"]] = (chunk_vecs[c_rows], sent_vecs[s_rows])
-    return out
+        cr, sr = c_rows.get(doc_id, []), s_rows.get(doc_id, [])
+        out[meta["sha256"]] = _Reusable(
+            [v[cr] for v in chunk_vecs], [v[sr] for v in sent_vecs],
+            [SentenceNotes(old.sentences[r].entities, old.sentences[r].anaphor) for r in sr],
+        )
+    words = {w: old.vocab_vectors[i] for i, w in enumerate(old.vocab)}
+    return out, words
 
 
 @contextlib.contextmanager
@@ -223,24 +350,54 @@ def build_lock(index_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def corpus_dirs(settings: Settings) -> list[Path]:
+    return [Path(settings.documents_dir), *[Path(d) for d in settings.extra_documents_dirs]]
+
+
+def load_corpus(settings: Settings, *, skip_invalid: bool = False) -> tuple[list[Document], list]:
+    """Every document of documents_dir and the extra folders; ids must be unique across them."""
+    documents, skipped, seen = [], [], {}
+    for folder in corpus_dirs(settings):
+        docs, bad = load_documents(folder, settings.boilerplate_patterns, skip_invalid=skip_invalid)
+        skipped += bad
+        for d in docs:
+            if d.doc_id in seen:
+                from .errors import DocumentError
+
+                err = DocumentError(d.path, f"has the same id '{d.doc_id}' as {seen[d.doc_id]}; rename one of them")
+                if not skip_invalid:
+                    raise err
+                skipped.append(err)
+                continue
+            seen[d.doc_id] = d.path
+            documents.append(d)
+    return documents, skipped
+
+
+def _document_key(folder_index: int, path: Path) -> str:
+    return path.name if folder_index == 0 else f"{folder_index}:{path.name}"
+
+
 def build_index(
     settings: Settings,
-    embedder: Embedder,
+    embedder,
     *,
     skip_invalid: bool = False,
     progress: Progress | None = None,
     reuse: bool = True,
 ) -> dict:
-    """Build the index from settings.documents_dir into settings.index_dir; return a summary.
+    """Build the index from the document folders into settings.index_dir; return a summary.
 
-    Any failure leaves the previous build in place.
+    ``embedder`` is an ``EncoderSet`` (or one embedder). Any failure leaves the previous build
+    in place.
     """
     settings.check()
+    encoders = EncoderSet.of(embedder)
     t0 = time.perf_counter()
     step = progress or (lambda stage, done, total: None)
-    documents, skipped = load_documents(settings.documents_dir, settings.boilerplate_patterns, skip_invalid=skip_invalid)
-    embedder.load()
-    fingerprint = settings_fingerprint(settings, embedder.id)
+    documents, skipped = load_corpus(settings, skip_invalid=skip_invalid)
+    encoders.load()
+    fingerprint = settings_fingerprint(settings, encoders.ids)
 
     chunks: list[ChunkRecord] = []
     sentences: list[SentenceRecord] = []
@@ -268,43 +425,63 @@ def build_index(
                 ids.append(sent_row[key])
             c_rows.append(len(chunks))
             chunks.append(ChunkRecord(ch.chunk_id, doc.doc_id, ch.start, ch.end, ids))
-            # The title travels with every chunk for lexical matching: it says what the passage is about.
             chunk_terms.append(textmod.terms(ch.text, doc.language))
         per_doc_rows.append((doc, c_rows, s_rows))
 
-    previous = _previous_vectors(settings, fingerprint) if reuse else {}
-    dim = embedder.dimension
-    chunk_vecs = np.zeros((len(chunks), dim), dtype=np.float32)
-    sent_vecs = np.zeros((len(sentences), dim), dtype=np.float32)
+    previous, old_words = _previous_build(settings, fingerprint) if reuse else ({}, {})
+    n_enc = len(encoders)
+    chunk_vecs = [np.zeros((len(chunks), e.dimension), dtype=np.float32) for e in encoders]
+    sent_vecs = [np.zeros((len(sentences), e.dimension), dtype=np.float32) for e in encoders]
     to_embed: list[tuple[str, int, str]] = []  # (kind, row, text)
+    to_annotate: list[tuple[Document, list[int]]] = []
     reused_docs = 0
     for doc, c_rows, s_rows in per_doc_rows:
         old = previous.get(doc.content_hash)
-        if old is not None and len(old[0]) == len(c_rows) and len(old[1]) == len(s_rows):
-            chunk_vecs[c_rows], sent_vecs[s_rows] = old
+        if old is not None and all(len(v) == len(c_rows) for v in old.chunk_vectors) and len(old.notes) == len(s_rows) \
+                and len(old.chunk_vectors) == n_enc:
+            for e in range(n_enc):
+                chunk_vecs[e][c_rows], sent_vecs[e][s_rows] = old.chunk_vectors[e], old.sentence_vectors[e]
+            for r, n in zip(s_rows, old.notes):
+                sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
             reused_docs += 1
             continue
         to_embed += [("c", r, doc.text[chunks[r].start : chunks[r].end]) for r in c_rows]
         to_embed += [("s", r, doc.text[sentences[r].start : sentences[r].end]) for r in s_rows]
+        to_annotate.append((doc, s_rows))
 
-    vocab_pairs = _vocabulary(documents)
-    texts = [t for _, _, t in to_embed] + [w for w, _ in vocab_pairs]
-    vectors = np.zeros((0, dim), dtype=np.float32)
-    if texts:
-        batch = 256
-        parts = []
+    if settings.annotate:
+        for i, (doc, s_rows) in enumerate(to_annotate):
+            notes = annotate(doc.text, doc.language, [(sentences[r].start, sentences[r].end) for r in s_rows])
+            for r, n in zip(s_rows, notes):
+                sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
+            step("annotating", i + 1, len(to_annotate))
+
+    vocab_pairs = vocabulary(documents)
+    new_words = [w for w, _ in vocab_pairs if w not in old_words]
+    batch = 64
+    total = len(to_embed) * n_enc + len(new_words)
+    done = 0
+    texts = [t for _, _, t in to_embed]
+    for e, enc in enumerate(encoders):
         for i in range(0, len(texts), batch):
-            parts.append(embedder.encode(texts[i : i + batch]))
-            step("embedding", min(i + batch, len(texts)), len(texts))
-        vectors = np.vstack(parts)
-    for (kind, row, _), vec in zip(to_embed, vectors):
-        (chunk_vecs if kind == "c" else sent_vecs)[row] = vec
-    vocab_vectors = vectors[len(to_embed) :]
+            vecs = enc.encode(texts[i : i + batch])
+            for (kind, row, _), vec in zip(to_embed[i : i + batch], vecs):
+                (chunk_vecs[e] if kind == "c" else sent_vecs[e])[row] = vec
+            done += len(vecs)
+            step("embedding", done, total)
+    word_vecs = dict(old_words)
+    for i in range(0, len(new_words), 256):
+        part = new_words[i : i + 256]
+        word_vecs.update(zip(part, encoders.primary.encode(part, query=True)))
+        done += len(part)
+        step("embedding", done, total)
+    dim0 = encoders.primary.dimension
+    vocab_vectors = np.stack([word_vecs[w] for w, _ in vocab_pairs]) if vocab_pairs else np.zeros((0, dim0), np.float32)
 
     step("indexing", 0, 1)
     kind = choose_index_type(settings, len(chunks))
-    chunk_index = make_faiss_index(chunk_vecs, kind)
-    sentence_index = make_faiss_index(sent_vecs, choose_index_type(settings, len(sentences)))
+    chunk_indexes = [make_faiss_index(v, kind) for v in chunk_vecs]
+    sentence_indexes = [make_faiss_index(v, choose_index_type(settings, len(sentences))) for v in sent_vecs]
     bm25, term_ids, idf = build_lexical(chunk_terms)
     vocab_term_ids = [term_ids.get(t, -1) for _, t in vocab_pairs]
     keep = [i for i, t in enumerate(vocab_term_ids) if t >= 0]
@@ -314,25 +491,31 @@ def build_index(
         "build_id": build_id,
         "documents": [{**d.metadata(), "text": d.text, "path": d.path, "sha256": d.content_hash} for d in documents],
         "chunks": [[c.chunk_id, c.doc_id, c.start, c.end, c.sentence_ids] for c in chunks],
-        "sentences": [[s.doc_id, s.start, s.end, s.chunk_ids] for s in sentences],
+        "sentences": [[s.doc_id, s.start, s.end, s.chunk_ids, [list(e) for e in s.entities], int(s.anaphor)] for s in sentences],
         "vocab": [vocab_pairs[i][0] for i in keep],
         "terms": list(term_ids),  # dict order is term id order
     }
+    keys = {}
+    for fi, folder in enumerate(corpus_dirs(settings)):
+        for d in documents:
+            if Path(d.path).parent == folder:
+                keys[d.doc_id] = _document_key(fi, Path(d.path))
     manifest = {
         **fingerprint,
         "build_id": build_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "dimension": dim,
+        "dimension": dim0,
+        "dimensions": [e.dimension for e in encoders],
         "index_type": kind,
         "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
-        "documents": {d.doc_id: {"path": Path(d.path).name, "sha256": d.content_hash} for d in documents},
+        "documents": {d.doc_id: {"path": keys.get(d.doc_id, Path(d.path).name), "sha256": d.content_hash} for d in documents},
     }
     _write_build(
         settings.index_dir,
         manifest,
         table,
-        chunk_index,
-        sentence_index,
+        chunk_indexes,
+        sentence_indexes,
         bm25,
         idf,
         np.array([vocab_term_ids[i] for i in keep], dtype=np.int64),
@@ -345,13 +528,13 @@ def build_index(
         "sentences": len(sentences),
         "index_type": kind,
         "reused_documents": reused_docs,
-        "embedded_texts": len(texts),
+        "embedded_texts": len(to_embed) * n_enc + len(new_words),
         "skipped": [str(e) for e in skipped],
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
 
-def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_index, sentence_index, bm25, idf, vocab_terms, vocab_vectors):
+def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, sentence_indexes, bm25, idf, vocab_terms, vocab_vectors):
     import faiss
 
     index_dir = Path(index_dir)
@@ -362,17 +545,20 @@ def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_index, sent
     try:
         tmp.mkdir()
         (tmp / "table.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
-        faiss.write_index(chunk_index, str(tmp / "chunks.faiss"))
-        faiss.write_index(sentence_index, str(tmp / "sentences.faiss"))
+        names = vector_files(len(chunk_indexes))
+        for i, (ci, si) in enumerate(zip(chunk_indexes, sentence_indexes)):
+            faiss.write_index(ci, str(tmp / names[2 * i]))
+            faiss.write_index(si, str(tmp / names[2 * i + 1]))
         with open(tmp / "lexical.npz", "wb") as fh:
             np.savez(
                 fh,
                 data=bm25.data, indices=bm25.indices, indptr=bm25.indptr, shape=np.array(bm25.shape),
                 idf=idf, vocab_terms=vocab_terms, vocab_vectors=vocab_vectors,
             )
-        manifest["files"] = {name: _sha256_file(tmp / name) for name in FILES}
+        files = all_files(len(chunk_indexes))
+        manifest["files"] = {name: _sha256_file(tmp / name) for name in files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        for name in (*FILES, "manifest.json"):
+        for name in (*files, "manifest.json"):
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
         os.rename(tmp, final)
@@ -421,8 +607,8 @@ def read_manifest(index_dir: Path) -> dict:
     return manifest
 
 
-def check_compatible(manifest: dict, settings: Settings, embedder_id: str) -> None:
-    expected = settings_fingerprint(settings, embedder_id)
+def check_compatible(manifest: dict, settings: Settings, encoder_ids) -> None:
+    expected = settings_fingerprint(settings, encoder_ids)
     for key, value in expected.items():
         if manifest.get(key) != value:
             raise IndexMismatchError(
@@ -431,11 +617,13 @@ def check_compatible(manifest: dict, settings: Settings, embedder_id: str) -> No
             )
 
 
-def documents_changed(manifest: dict, documents_dir: Path) -> str | None:
-    """Why the index is stale with respect to documents/, or None when it is up to date."""
+def documents_changed(manifest: dict, documents_dirs) -> str | None:
+    """Why the index is stale with respect to the document folders, or None when it is up to date."""
+    folders = [documents_dirs] if isinstance(documents_dirs, (str, Path)) else list(documents_dirs)
     current = {}
-    for path in document_paths(documents_dir):
-        current[path.name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "?"
+    for fi, folder in enumerate(folders):
+        for path in document_paths(folder):
+            current[_document_key(fi, path)] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "?"
     built = {meta["path"]: meta["sha256"] for meta in manifest.get("documents", {}).values()}
     added = sorted(set(current) - set(built))
     removed = sorted(set(built) - set(current))
@@ -456,7 +644,8 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
             f"index format {manifest.get('format_version')!r} is not the supported {FORMAT_VERSION}; run `summit build --force`"
         )
     files = manifest.get("files") or {}
-    for name in FILES:
+    n_enc = len(manifest.get("encoders") or [manifest.get("model")])
+    for name in all_files(n_enc):
         path = build / name
         if not path.is_file():
             raise IndexCorruptError(f"index file {name} is missing in {build}; run `summit build --force`")
@@ -468,40 +657,43 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         table = json.loads((build / "table.json").read_text(encoding="utf-8"))
         if table.get("build_id") != manifest.get("build_id"):
             raise IndexCorruptError(f"index files in {build} come from different builds; run `summit build --force`")
-        chunk_index = faiss.read_index(str(build / "chunks.faiss"))
-        sentence_index = faiss.read_index(str(build / "sentences.faiss"))
+        names = vector_files(n_enc)
+        chunk_indexes = [faiss.read_index(str(build / names[2 * i])) for i in range(n_enc)]
+        sentence_indexes = [faiss.read_index(str(build / names[2 * i + 1])) for i in range(n_enc)]
         with np.load(build / "lexical.npz", allow_pickle=False) as z:
             bm25 = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             idf, vocab_terms, vocab_vectors = z["idf"], z["vocab_terms"], z["vocab_vectors"].astype(np.float32)
         documents = {d["doc_id"]: d for d in table["documents"]}
         chunks = [ChunkRecord(c[0], c[1], c[2], c[3], c[4]) for c in table["chunks"]]
-        sentences = [SentenceRecord(s[0], s[1], s[2], s[3]) for s in table["sentences"]]
+        sentences = [SentenceRecord(s[0], s[1], s[2], s[3], tuple(tuple(e) for e in s[4]), bool(s[5])) for s in table["sentences"]]
         vocab = table["vocab"]
         term_ids = {term: i for i, term in enumerate(table["terms"])}
     except IndexCorruptError:
         raise
     except Exception as exc:
         raise IndexCorruptError(f"index in {build} cannot be read ({type(exc).__name__}); run `summit build --force`") from None
-    if chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentences) or bm25.shape[1] != len(chunks):
+    if any(ci.ntotal != len(chunks) for ci in chunk_indexes) or any(si.ntotal != len(sentences) for si in sentence_indexes) \
+            or bm25.shape[1] != len(chunks):
         raise IndexCorruptError(f"index in {build} is inconsistent (vector and table counts differ); run `summit build --force`")
-    if chunk_index.d != manifest.get("dimension"):
-        raise IndexCorruptError(
-            f"index vectors have dimension {chunk_index.d} but the manifest says {manifest.get('dimension')}; "
-            f"run `summit build --force`"
-        )
+    dims = manifest.get("dimensions") or [manifest.get("dimension")]
+    for ci, si, dim in zip(chunk_indexes, sentence_indexes, dims):
+        if ci.d != dim or si.d != dim:
+            raise IndexCorruptError(
+                f"index vectors have dimension {ci.d} but the manifest says {dim}; run `summit build --force`"
+            )
     if len(vocab) != len(vocab_terms) or len(vocab) != len(vocab_vectors):
         raise IndexCorruptError(f"index vocabulary in {build} is inconsistent; run `summit build --force`")
     if len(term_ids) != bm25.shape[0]:
         raise IndexCorruptError(f"index lexical table in {build} is inconsistent; run `summit build --force`")
-    return LoadedIndex(build, manifest, documents, chunks, sentences, chunk_index, sentence_index, bm25, term_ids,
+    return LoadedIndex(build, manifest, documents, chunks, sentences, chunk_indexes, sentence_indexes, bm25, term_ids,
                        idf, vocab, [int(t) for t in vocab_terms], vocab_vectors)
 
 
-def index_status(settings: Settings, embedder_id: str) -> str | None:
+def index_status(settings: Settings, encoder_ids) -> str | None:
     """None when the index is present, intact, compatible and up to date; otherwise why not."""
     try:
         manifest = read_manifest(settings.index_dir)
-        check_compatible(manifest, settings, embedder_id)
-        return documents_changed(manifest, settings.documents_dir)
+        check_compatible(manifest, settings, encoder_ids)
+        return documents_changed(manifest, corpus_dirs(settings))
     except (IndexMissingError, IndexCorruptError, IndexMismatchError) as exc:
         return str(exc)

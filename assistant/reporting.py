@@ -23,13 +23,22 @@ METRICS: list[tuple[str, str]] = [
     ("abstention precision", "abstention.precision"),
     ("abstention recall", "abstention.recall"),
     ("false abstentions", "abstention.false_abstentions"),
+    ("false abstention rate", "abstention.false_abstention_rate"),
+    ("near-miss abstention recall", "abstention.near_miss_recall"),
+    ("off-topic abstention recall", "abstention.off_topic_recall"),
+    ("follow-up accuracy", "follow_up_accuracy"),
+    ("conflicts: newest answer", "conflicts.newest_answer"),
+    ("conflicts: both cited", "conflicts.both_cited"),
     ("latency p50 (ms)", "latency_ms.p50"),
     ("latency p95 (ms)", "latency_ms.p95"),
 ]
 # What the chart compares (all in [0, 1]).
 PLOT_METRICS = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "answer_accuracy", "abstention.recall", "abstention.precision"]
 SHORT_LABELS = {"answer_accuracy": "answer acc.", "abstention.precision": "abstain prec.",
-                "abstention.recall": "abstain recall", "abstention.false_abstentions": "false abstain"}
+                "abstention.recall": "abstain recall", "abstention.false_abstentions": "false abstain",
+                "abstention.false_abstention_rate": "false abst. rate", "abstention.near_miss_recall": "near-miss rec.",
+                "abstention.off_topic_recall": "off-topic rec.", "follow_up_accuracy": "follow-ups",
+                "conflicts.newest_answer": "conflict newest", "conflicts.both_cited": "conflict cited"}
 BEIR_LABELS = [("nDCG@10", "ndcg@10"), ("recall@10", "recall@10"), ("MRR@10", "mrr@10")]
 
 OUTCOME_LABELS = {

@@ -13,9 +13,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .answering import Answer, Answerer, Citation, question_type
-from .conversation import CONTEXT_WEIGHT, MAX_CONTEXT_DEPTH, is_elliptic, is_follow_up
-from .embedding import Embedder
+from . import conversation
+from .answering import Answer, Answerer, Citation
+from .embedding import EncoderSet
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
 from .index import LoadedIndex, Progress, build_index, build_lock, index_status, load_index
 from .retrieval import MODES, Retriever
@@ -57,11 +57,6 @@ class LRUCache:
                 self._data.popitem(last=False)
 
 
-@dataclass
-class Resolved:
-    context: list[tuple[str, float]]
-    kind: str | None
-
 
 def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
     if not isinstance(question, str):
@@ -94,9 +89,10 @@ def _clean_text(text: str) -> str:
 class Assistant:
     """Cheap to construct; ``load()`` loads the model and the index (building it if needed)."""
 
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings | None = None, embedder=None):
         self.settings = (settings or Settings()).check()
-        self.embedder = embedder or Embedder(self.settings.model, self.settings.threads)
+        # ``embedder``: an EncoderSet, or one embedder (tests); default: the configured encoders
+        self.embedder = EncoderSet.of(embedder) if embedder is not None else EncoderSet.from_settings(self.settings)
         self.index: LoadedIndex | None = None
         self.retriever: Retriever | None = None
         self.answerer: Answerer | None = None
@@ -108,7 +104,7 @@ class Assistant:
         """rebuild: 'stale' builds when the index is missing or documents changed; 'any' also
         rebuilds a damaged or mismatched index (serve); 'never' only loads.
         background_model: finish loading the SentenceTransformer in the background (serve)."""
-        reason = index_status(self.settings, self.embedder.id)
+        reason = index_status(self.settings, self.embedder.ids)
         if reason is not None and rebuild != "any" and not _rebuildable(reason):
             raise _error_for(reason)  # say what is wrong before spending seconds on the model
         self.embedder.load(wait=not background_model)
@@ -133,7 +129,7 @@ class Assistant:
         """Build (when needed or forced) and switch to the new index."""
         self.embedder.load()
         with build_lock(self.settings.index_dir):
-            reason = index_status(self.settings, self.embedder.id)
+            reason = index_status(self.settings, self.embedder.ids)
             if reason is None and not force:
                 try:
                     current = load_index(self.settings.index_dir)
@@ -150,7 +146,7 @@ class Assistant:
     def _install(self, index: LoadedIndex) -> None:
         retriever = Retriever(index, self.embedder)
         retriever.warm_up()
-        answerer = Answerer(retriever, self.settings.min_confidence)
+        answerer = Answerer(retriever, min_confidence=self.settings.min_confidence)
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer
 
@@ -167,24 +163,22 @@ class Assistant:
                 raise IndexMissingError("the assistant is not loaded; call load() first")
             return self.index, self.retriever, self.answerer
 
-    def _resolve(self, retriever: Retriever, answerer: Answerer, question: str, history: list[str], depth: int = 0) -> Resolved:
-        kind = question_type(question)
-        if depth >= MAX_CONTEXT_DEPTH or not is_follow_up(question, history):
-            return Resolved([], kind)
+    def _resolve(self, retriever: Retriever, answerer: Answerer, question: str, history: list[str], depth: int = 0) -> conversation.Turn:
+        """The conversation context of a question: the earlier questions (each resolved the same
+        way, up to MAX_CONTEXT_DEPTH turns back) and their short answers, weighted down with
+        every turn; no word list decides what is a follow-up (conversation.py)."""
+        if not history or depth >= conversation.MAX_CONTEXT_DEPTH:
+            return conversation.Turn(question, [], None)
         previous, earlier = history[-1], history[:-1]
-        prev = self._resolve(retriever, answerer, previous, earlier, depth + 1)
-        prev_answer = self._answer_with(retriever, answerer, previous, prev, k=1, mode="hybrid")
-        context = [(previous, CONTEXT_WEIGHT)]
-        if prev_answer.found and prev_answer.span_type:
-            context.append((prev_answer.answer, CONTEXT_WEIGHT))
-        context += [(c, w * 0.5) for c, w in prev.context]
-        # An elliptic follow-up ("Et celui de Google ?") asks for the same type as the question before.
-        return Resolved(context, kind or (prev.kind if is_elliptic(question) else None))
+        prev_turn = self._resolve(retriever, answerer, previous, earlier, depth + 1)
+        prev_answer = self._answer_with(retriever, answerer, prev_turn, earlier, k=1, mode="hybrid")
+        return conversation.follow(question, prev_turn, prev_answer, answerer.weights.settings)
 
-    def _answer_with(self, retriever, answerer, question: str, resolved: Resolved, *, k: int, mode: str) -> Answer:
-        query = retriever.analyze(question, resolved.context)
-        cands = retriever.candidates(query, mode, n=max(30, k * 3))
-        return answerer.answer(query, cands, k=k, mode=mode, kind=resolved.kind)
+    def _answer_with(self, retriever, answerer, turn: conversation.Turn, history: list[str], *, k: int, mode: str) -> Answer:
+        query = retriever.analyze(turn.question, turn.context, history=history)
+        query = conversation.inherit_type(query, turn)
+        retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
+        return answerer.answer(retrieved, k=k)
 
     def ask(self, question: str, history: list[str] | None = None, k: int | None = None, mode: str | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -195,8 +189,8 @@ class Assistant:
         key = (index.build_id, q, tuple(hist), k, mode)
         cached = self._answers.get(key)
         if cached is None:
-            resolved = self._resolve(retriever, answerer, q, hist)
-            answer = self._answer_with(retriever, answerer, q, resolved, k=k, mode=mode)
+            turn = self._resolve(retriever, answerer, q, hist)
+            answer = self._answer_with(retriever, answerer, turn, hist, k=k, mode=mode)
             answer.question = q
             self._answers.put(key, answer)
         else:
@@ -210,18 +204,17 @@ class Assistant:
         q, _, k, mode = validate(question, [], self.settings.top_k if k is None else k, mode or self.settings.mode)
         _, retriever, answerer = self._parts()
         query = retriever.analyze(q)
-        cands = retriever.candidates(query, mode, n=max(30, k * 3))
-        scored = answerer.score_sentences(query, cands[: max(k * 2, 10)], question_type(q), mode)
+        scored = answerer.score(retriever.retrieve(query, mode, n=max(30, k * 3)))
         return answerer.citations(scored, k)
 
     # ---- documents --------------------------------------------------------------------
     def documents(self) -> list[dict]:
         index, _, _ = self._parts()
-        return [{k: v for k, v in d.items() if k not in ("text", "path", "sha256")} for d in index.documents.values()]
+        return [{k: v for k, v in d.items() if k not in ("text", "path", "sha256")} for d in index.document_list()]
 
     def document(self, doc_id: str) -> dict | None:
         index, _, _ = self._parts()
-        d = index.documents.get(doc_id)
+        d = index.document(doc_id)
         return None if d is None else {k: v for k, v in d.items() if k not in ("path", "sha256")}
 
 

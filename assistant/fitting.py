@@ -1,0 +1,147 @@
+"""Fit the answerer's weights on the dev split: ``summit fit`` writes assistant/weights.json.
+
+1. Sentence scorer: every candidate sentence of every answerable dev question is a training
+   row (features from scoring.py); it is positive when it holds the question's evidence. A
+   logistic regression on standardised features.
+2. Abstention: with that scorer in place, every dev question gives one row (abstention.py
+   features of its best sentence); positive when the question is answerable. The threshold is
+   the highest that keeps false abstentions at or under ``max_false_abstention_rate`` of the
+   answerable dev questions, which is where precision is best for that budget.
+
+The test split is never read here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import abstention
+from . import evaluation as ev
+from .scoring import SENTENCE_FEATURES, LogisticModel, Weights, load_weights
+
+MAX_FALSE_ABSTENTION_RATE = 0.02
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, features: tuple[str, ...], *, C: float, balanced: bool) -> LogisticModel:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    Z = (X - mean) / scale
+    model = LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=5000)
+    model.fit(Z, y)
+    return LogisticModel(features, mean, scale, model.coef_[0].copy(), float(model.intercept_[0]), 0.5,
+                         {"fitted": True, "rows": int(len(y)), "positives": int(y.sum()), "C": C})
+
+
+def sentence_holds(text: str, evidence) -> bool:
+    t = ev.norm(text)
+    return any(ev.norm(e) in t for e in ev._evidences(evidence))
+
+
+@dataclass
+class Trace:
+    """One question through the pipeline, for fitting and for the ablation."""
+
+    question: ev.Question
+    query: object
+    scored: list  # ScoredSentence, best first
+    answer: object
+
+
+def trace(assistant, q: ev.Question, mode: str = "hybrid", k: int = 5) -> Trace:
+    """Run one question the way Assistant.ask does, keeping the scored sentences."""
+    index, retriever, answerer = assistant._parts()
+    turn = assistant._resolve(retriever, answerer, q.question, q.history)
+    from . import conversation
+
+    query = conversation.inherit_type(retriever.analyze(turn.question, turn.context, history=q.history), turn)
+    retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
+    scored = answerer.score(retrieved)
+    answer = answerer.answer(retrieved, k=k)
+    return Trace(q, query, scored, answer)
+
+
+def sentence_rows(traces: list[Trace], store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X, y, g = [], [], []
+    for qi, t in enumerate(traces):
+        if not t.question.answerable or not t.question.evidence:
+            continue
+        labels = [sentence_holds(store.sentence_text(s.sid), t.question.evidence) for s in t.scored]
+        if not any(labels):
+            continue  # retrieval missed it: nothing to learn about ranking here
+        for s, lab in zip(t.scored, labels):
+            X.append(s.x)
+            y.append(1 if lab else 0)
+            g.append(qi)
+    return np.array(X), np.array(y), np.array(g)
+
+
+def abstain_rows(traces: list[Trace]) -> tuple[np.ndarray, np.ndarray]:
+    X, y = [], []
+    for t in traces:
+        if not t.scored:
+            continue
+        best = t.scored[0]
+        second = t.scored[1] if len(t.scored) > 1 else None
+        X.append(abstention.features(t.query, best, second, t.query.qtype.answer_type not in (None, "yesno")))
+        y.append(1 if t.question.answerable else 0)
+    return np.array(X), np.array(y)
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, max_false_rate: float) -> float:
+    """The highest threshold whose false abstentions (answerable below it) stay within budget."""
+    pos = np.sort(p[y == 1])
+    if not len(pos):
+        return 0.5
+    allowed = int(math.floor(max_false_rate * len(pos)))
+    # abstain when p < t: with t = pos[allowed], exactly `allowed` answerable ones fall below
+    t = float(pos[allowed]) if allowed < len(pos) else float(pos[-1])
+    return max(0.0, t - 1e-6)
+
+
+def fit(assistant, questions: list[ev.Question], *, mode: str = "hybrid", C: float = 0.5,
+        max_false_rate: float = MAX_FALSE_ABSTENTION_RATE, progress=None, settings: dict | None = None) -> tuple[Weights, dict]:
+    """Fit both models on ``questions`` (the dev split) and install them in ``assistant``."""
+    index, retriever, answerer = assistant._parts()
+    base = load_weights()
+    weights = Weights(base.sentence, base.abstain, dict(base.settings, **(settings or {})))
+    answerer.weights = weights
+    assistant._answers = type(assistant._answers)(0)  # no cached answers while refitting
+
+    def run_all(stage: str) -> list[Trace]:
+        out = []
+        for i, q in enumerate(questions):
+            out.append(trace(assistant, q, mode))
+            if progress:
+                progress(stage, i + 1, len(questions))
+        return out
+
+    # Two rounds: features such as follow-up context depend on earlier answers, which depend on
+    # the scorer; the second round sees the first round's scorer.
+    for round_ in (1, 2):
+        traces = run_all(f"sentences, round {round_}")
+        X, y, _ = sentence_rows(traces, index)
+        weights.sentence = _fit_logistic(X, y, SENTENCE_FEATURES, C=C, balanced=False)
+        answerer.weights = weights
+    traces = run_all("abstention")
+    Xa, ya = abstain_rows(traces)
+    model = _fit_logistic(Xa, ya, abstention.ABSTAIN_FEATURES, C=C, balanced=True)
+    p = model.proba(Xa)
+    model.threshold = choose_threshold(p, ya, max_false_rate)
+    weights.abstain = model
+    answerer.weights = weights
+    answerer.threshold = model.threshold
+    abstained = p < model.threshold
+    report = {
+        "sentence_rows": int(len(y)), "sentence_positives": int(y.sum()),
+        "abstain_rows": int(len(ya)), "threshold": round(model.threshold, 4),
+        "dev_false_abstentions": int((abstained & (ya == 1)).sum()),
+        "dev_abstention_recall": round(float((abstained & (ya == 0)).sum() / max(1, (ya == 0).sum())), 4),
+        "dev_abstention_precision": round(float((abstained & (ya == 0)).sum() / max(1, abstained.sum())), 4),
+    }
+    return weights, report

@@ -1,0 +1,147 @@
+"""Question analysis, the first stage: what kind of answer a question asks for.
+
+Pure functions of the question text. The cues are the interrogative words of French and English
+(a closed class of the grammar, not vocabulary of any article): "who/qui", "when/quand", "how
+much/combien", an inverted or auxiliary-first question for yes/no, and the noun after
+"which/what/quel" ("which company"), typed by its similarity to a few category words.
+
+The asked type is one of:
+
+=========  ===========================================================
+person     who / qui
+entity     which / quel + a noun that is no clear category ("which leader"): any name
+org        which company / quelle entreprise
+place      where / où, which country / city / venue
+date       when / quand, which day / year
+duration   how long / combien de temps, pendant combien de ...
+money      how much (money) / combien (d'euros), what amount
+count      how many / combien de + noun, what number
+yesno      an auxiliary-first question ("Did ...", "Est-ce que ...", "A-t-il ...")
+None       what / why / how: the answer is the sentence
+=========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import text as textmod
+
+# Category words: the noun after which/what/quel is typed by the closest of these (word vectors),
+# when it is close enough; else it is a generic "entity".
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "person": ("person", "personne", "people", "personnalité", "individual", "individu"),
+    "org": ("company", "entreprise", "organisation", "organization", "société", "firme"),
+    "place": ("place", "lieu", "city", "ville", "country", "pays", "location", "endroit"),
+    "date": ("date", "day", "jour", "year", "année", "month", "mois"),
+    "money": ("amount", "montant", "sum", "somme", "money", "argent"),
+    "count": ("number", "nombre", "quantity", "quantité"),
+}
+CATEGORY_MIN_SIM = 0.72
+
+_W = r"[\w'’-]+"
+_PATTERNS: list[tuple[str, re.Pattern]] = [
+    ("duration", re.compile(r"\b(how long|for how long|combien de temps|pendant combien|durant combien|sur combien de temps|quelle dur[ée]e|what duration)\b", re.I)),
+    ("money", re.compile(r"\b(how much|combien (?:d['’]argent|d['’]euros|de dollars|co[uû]te|vaut|p[eè]se|investi\w*|mis\w*|apport\w*|donn\w*|promis\w*|engag\w*)|how (?:big|large) (?:is|was|will be) the (?:budget|fund|investment|amount))\b", re.I)),
+    ("count", re.compile(r"\b(how many|combien(?:\s+de|\s+d['’])|combien)\b", re.I)),
+    ("date", re.compile(r"\b(when|quand|à quelle date|a quelle date|en quelle année|de quand|depuis quand|jusqu['’]à quand|what date|which date|what day|which day|what year|which year|quel jour|quelle date|quelle année|quel mois)\b", re.I)),
+    ("place", re.compile(r"(\bwhere\b|(?:^|[\s,])o[uù]\b|\bd['’]o[uù]\b)", re.I)),
+    ("person", re.compile(r"(\bwho\b|\bwhom\b|\bwhose\b|(?:^|[\s,])qui\b(?!\s+(?:est-ce que|est-ce qu)))", re.I)),
+    ("why", re.compile(r"\b(why|pourquoi|for what reason|pour quelle raison|dans quel but|to what end|what for)\b", re.I)),
+]
+_WHICH = re.compile(
+    rf"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle|lesquels|lesquelles)\s+(?:(?:kind|type|sort)\s+of\s+)?({_W})(?:\s+({_W}))?",
+    re.I,
+)
+# An auxiliary or verb first, or French "est-ce que" / subject-verb inversion: a yes/no question.
+_YESNO_EN = re.compile(r"^\s*(?:and\s+|so\s+|but\s+)?(?:is|are|was|were|do|does|did|will|would|can|could|has|have|had|should|shall|may|might|must)\b", re.I)
+_YESNO_FR = re.compile(r"^\s*(?:et\s+|mais\s+|alors\s+)?(?:est-ce que|est-ce qu['’])|\b\w+-(?:t-)?(?:il|elle|ils|elles|on)\b", re.I)
+_OPEN_FR = re.compile(r"\b(qui|que|quoi|quel\w*|qu['’]|o[uù]|quand|comment|combien|pourquoi|lequel|laquelle|lesquel\w*)\b", re.I)
+_PLURAL_HEAD = re.compile(r"\b(?:which|what|quels|quelles|lesquels|lesquelles)\b", re.I)
+
+
+@dataclass(frozen=True)
+class QuestionType:
+    wh: str  # who, what, when, where, how_much, how_many, how_long, which, yesno, why, how, other
+    answer_type: str | None  # see the module docstring
+    head: str | None = None  # the noun after which/what/quel
+    plural: bool = False  # "which countries", "quels pays": a list may answer
+
+
+def _first_match(question: str) -> tuple[str, int] | None:
+    best = None
+    for name, rx in _PATTERNS:
+        m = rx.search(question)
+        if m and (best is None or m.start() < best[1]):
+            best = (name, m.start())
+    return best
+
+
+def is_yes_no(question: str) -> bool:
+    q = question.strip()
+    if _YESNO_EN.search(q):
+        return True
+    if _YESNO_FR.search(q) and not _OPEN_FR.search(q.split("-")[0] if "-" in q else q):
+        return True
+    return False
+
+
+def head_noun(question: str) -> tuple[str | None, bool]:
+    """The noun after which/what/quel, and whether it is plural."""
+    m = _WHICH.search(question)
+    if not m:
+        return None, False
+    word = m.group(1)
+    if word.lower() in textmod.STOPWORDS or word.lower() in ("is", "are", "was", "were", "est", "sont", "did", "does", "do", "will"):
+        return None, False
+    # "what French company" / "quelle jeune pousse": an adjective first, the noun after it
+    if m.group(2) and m.group(2).lower() not in textmod.STOPWORDS and (word[0].isupper() or word.lower().endswith(("ian", "ais", "aise", "ean", "ese", "ish"))):
+        word = m.group(2)
+    plural = bool(_PLURAL_HEAD.search(m.group(0))) and word.lower().endswith(("s", "x")) and len(word) > 3
+    return word.lower(), plural
+
+
+def classify_head(head: str | None, similarity) -> str | None:
+    """The category of a head noun: the closest category word when close enough. ``similarity``
+    maps (word, list of words) to the best cosine (word vectors of the primary encoder)."""
+    if not head:
+        return None
+    best, best_sim = None, 0.0
+    for cat, words in CATEGORY_WORDS.items():
+        if head in words:
+            return cat
+        s = similarity(head, list(words))
+        if s > best_sim:
+            best, best_sim = cat, s
+    return best if best_sim >= CATEGORY_MIN_SIM else "entity"
+
+
+def analyse(question: str, similarity=None) -> QuestionType:
+    """The asked type of ``question``. ``similarity`` (word, words) -> cosine types the head noun
+    of which/what questions; without it such questions ask for a generic entity."""
+    q = question.strip()
+    first = _first_match(q)
+    head, plural = head_noun(q)
+    which_pos = _WHICH.search(q).start() if head else None
+    if is_yes_no(q) and (first is None or first[0] in ("person",) and not re.match(r"\s*(?:who|qui)\b", q, re.I)):
+        return QuestionType("yesno", "yesno")
+    if head is not None and (first is None or which_pos <= first[1]):
+        cat = classify_head(head, similarity) if similarity is not None else ("entity" if head else None)
+        if re.match(r"\s*what\b", q, re.I) and cat == "entity" and not re.search(r"\bwhat\s+\w+\s+(?:has|have|had|is|are|was|were|will|did|does|do)\b", q, re.I):
+            # "what role does she play" -> a description; "what company is ..." -> an entity
+            return QuestionType("what", None, head, plural)
+        return QuestionType("which", cat, head, plural)
+    if first is None:
+        return QuestionType("what" if re.search(r"\b(what|que|quoi|qu['’]est-ce)\b", q, re.I) else "how" if re.search(r"\b(how|comment)\b", q, re.I) else "other", None)
+    name = first[0]
+    wh = {"duration": "how_long", "money": "how_much", "count": "how_many", "date": "when", "place": "where",
+          "person": "who", "why": "why"}[name]
+    if name == "why":
+        return QuestionType("why", None)
+    if name == "person" and re.search(r"\b(?:who|qui)\s+(?:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
+        return QuestionType("who", None)  # "Who is Arthur Mensch?" asks for a description
+    if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
+        # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count
+        return QuestionType("how_much", "money")
+    return QuestionType(wh, name)
