@@ -23,6 +23,10 @@ NOT_FOUND = {
     "en": "I could not find the answer to this question in my sources.",
 }
 YES_NO = {"fr": ("Oui", "Non"), "en": ("Yes", "No")}
+# Connectives of cause and purpose (grammar words of both languages): a why-question's answer
+# usually holds one.
+_CAUSAL = re.compile(r"\b(?:car|parce qu|parce que|puisque|afin d|afin que|pour que|pour\s+\w+er\b|en raison d|à cause d|grâce à|faute d|"
+                     r"because|since|so that|in order to|due to|owing to|as a result|to\s+\w+)\b", re.I)
 CANDIDATE_CHUNKS = 12  # passages whose sentences are scored
 ENTITY_MATCH = 0.5  # a question name counts as found at this match strength
 ANCHOR_MIN_STRENGTH = 0.35  # a sentence word is where a question word matched at this strength
@@ -160,12 +164,16 @@ class Answerer:
             for sid in store.chunk(c.chunk).sentence_ids:
                 sid_chunks.setdefault(sid, []).append(c.chunk)
         sids = list(sid_chunks)
+        prev_of = {sid: store.previous_sentence(sid) for sid in sids}
+        next_of = {sid: self._next_sentence(sid) for sid in sids}
+        extended = list(dict.fromkeys(sids + [x for x in list(prev_of.values()) + list(next_of.values()) if x is not None]))
+        pos = {sid: i for i, sid in enumerate(extended)}
         chunk_ids = [c.chunk for c in cands]
         n_enc = store.n_encoders
-        cos = np.zeros((2, len(sids)))
+        cos = np.zeros((2, len(extended)))
         ctx = np.zeros((2, len(sids)))
         for e in range(min(n_enc, 2)):
-            cos[e] = store.vectors(e, "sentence", sids) @ query.vectors[e]
+            cos[e] = store.vectors(e, "sentence", extended) @ query.vectors[e]
             ccos = dict(zip(chunk_ids, store.vectors(e, "chunk", chunk_ids) @ query.vectors[e]))
             ctx[e] = [max(ccos[c] for c in sid_chunks[s]) for s in sids]
         if n_enc == 1:
@@ -178,44 +186,56 @@ class Answerer:
         own_entities = [i for i, w in enumerate(query.words) if w.own and w.entity]
         asked = query.qtype.answer_type
         typed = asked not in (None, "yesno")
+        why = query.qtype.wh == "why"
+        doc_best = {}
+        for sid in sids:
+            d = store.sentence(sid).doc_id
+            doc_best[d] = max(doc_best.get(d, -1.0), cos[1, pos[sid]])
         rows = []
         for j, sid in enumerate(sids):
             rec = store.sentence(sid)
             m_own = self.retriever.word_matches(query, sid)
             m = m_own
-            prev = store.previous_sentence(sid)
-            if rec.anaphor and prev is not None:
-                m = np.maximum(m_own, self.retriever.word_matches(query, prev))
-            window = [m]
-            if prev is not None:
-                window.append(self.retriever.word_matches(query, prev))
-            nxt = self._next_sentence(sid)
-            if nxt is not None:
-                window.append(self.retriever.word_matches(query, nxt))
+            prev, nxt = prev_of[sid], next_of[sid]
+            m_prev = self.retriever.word_matches(query, prev) if prev is not None else None
+            m_next = self.retriever.word_matches(query, nxt) if nxt is not None else None
+            if rec.anaphor and m_prev is not None:
+                m = np.maximum(m_own, m_prev)
+            window = [m] + [x for x in (m_prev, m_next) if x is not None]
             m_ctx = np.max(np.stack(window), axis=0)
             if mode == "dense":
                 m = m_ctx = np.zeros_like(m)
+                m_prev = m_next = None
             ent = (sum(1 for i in own_entities if m_ctx[i] >= ENTITY_MATCH) / len(own_entities)) if own_entities else 1.0
+            dterms = self.doc_terms(rec.doc_id)
             if own_entities:
-                dterms = self.doc_terms(rec.doc_id)
                 ent_doc = sum(1 for i in own_entities if any(t in dterms for t in query.words[i].terms)) / len(own_entities)
             else:
                 ent_doc = 1.0
+            doc_m = np.array([max((v for t, v in w.terms.items() if t in dterms), default=0.0) for w in query.words], dtype=np.float32)
+            text = store.sentence_text(sid)
             choice = None
             if typed:
-                choice = spans.choose(store.sentence_text(sid), self.sentence_spans(sid), asked, self.anchors(query, sid),
+                choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
                                       set(query.forms), plural=query.qtype.plural)
                 if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place", "entity"):
                     choice = self._referent(prev, asked, set(query.forms))
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)
             cand = by_chunk[best_chunk]
+            i = pos[sid]
             f = {
-                "cos0": cos[0, j], "cos1": cos[1, j], "ctx0": ctx[0, j], "ctx1": ctx[1, j],
+                "cos0": cos[0, i], "cos1": cos[1, i], "ctx0": ctx[0, j], "ctx1": ctx[1, j],
+                "prev_cos0": cos[0, pos[prev]] if prev is not None else 0.0,
+                "prev_cos1": cos[1, pos[prev]] if prev is not None else 0.0,
                 "cov": coverage(query.words, m), "cov_ctx": coverage(query.words, m_ctx),
+                "prev_cov": coverage(query.words, m_prev) if m_prev is not None else 0.0,
+                "next_cov": coverage(query.words, m_next) if m_next is not None else 0.0,
+                "doc_cov": coverage(query.words, doc_m), "doc_cos1": doc_best[rec.doc_id],
                 "cov_all": coverage(query.words, m, own_only=False), "min_key": min_key_match(query.words, m),
                 "ent": ent, "ent_doc": ent_doc,
                 "type_fit": (choice.fit * math.exp(-choice.distance / 120.0)) if choice else 0.0,
                 "type_missing": 1.0 if typed and choice is None else 0.0,
+                "why_marker": 1.0 if why and _CAUSAL.search(text) else 0.0,
                 "rrf": cand.rrf / max_rrf, "chunk_rank": 1.0 / (1 + cand.rank),
                 "sent_rank": 1.0 / (1 + retrieved.sentence_ranks[sid]) if sid in retrieved.sentence_ranks else 0.0,
                 "anaphor": 1.0 if rec.anaphor else 0.0,
@@ -240,13 +260,7 @@ class Answerer:
         return out
 
     def _next_sentence(self, sid: int) -> int | None:
-        nxt = getattr(self.store, "next_sentence", None)
-        if nxt is not None:
-            return nxt(sid)
-        counts = self.store.counts()["sentences"]
-        if sid + 1 < counts and self.store.sentence(sid + 1).doc_id == self.store.sentence(sid).doc_id:
-            return sid + 1
-        return None
+        return self.store.next_sentence(sid)
 
     def _referent(self, prev: int, asked: str, forms: set[str]) -> spans.Choice | None:
         """What a sentence that refers back ("Ce dernier ...") is about: the last thing of the

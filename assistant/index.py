@@ -179,6 +179,12 @@ class LoadedIndex:
             return sid - 1
         return None
 
+    def next_sentence(self, sid: int) -> int | None:
+        """The sentence after ``sid`` in the same document, or None."""
+        if sid + 1 < len(self.sentences) and self.sentences[sid + 1].doc_id == self.sentences[sid].doc_id:
+            return sid + 1
+        return None
+
     def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         index = (self.sentence_indexes if level == "sentence" else self.chunk_indexes)[encoder]
         k = min(k, index.ntotal)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import lexicon
 from . import questions as qmod
 from . import text as textmod
 
@@ -26,7 +27,7 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 RRF_K = 60
 # A question word is translated to corpus words at least this similar (word vectors).
 TRANSLATION_MIN_SIM = 0.55
-DIRECT_SYNONYM_MIN_SIM = 0.8
+DICTIONARY_STRENGTH = 0.8  # a FreeDict translation counts this much (`summit fit` settings may change it)
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
 WARM_UP_MAX_SENTENCES = 100_000
@@ -124,6 +125,7 @@ class Retriever:
         self._caches = [OrderedDict() for _ in range(store.n_encoders)]
         self._cache_lock = threading.Lock()
         self._category_vectors: dict[str, np.ndarray] = {}
+        self.dictionary_strength = DICTIONARY_STRENGTH
 
     def warm_up(self) -> None:
         """Precompute per-sentence tables for a small corpus, so the first questions are as fast
@@ -183,29 +185,36 @@ class Retriever:
                     sims[i, rows] += PREFIX_BONUS
         max_idf = store.max_idf
         words = []
+        other = "en" if language == "fr" else "fr"
         for (word, weight), row in zip(items, sims):
             terms: dict[str, float] = {}
-            # The question's own stemmer first; the other language's only when it finds nothing.
-            for lang in (language, "en" if language == "fr" else "fr"):
+            # Same stem in the question's language, or in the other one (the corpus holds both).
+            for lang in (language, other):
                 t = textmod.stem(word, lang)
                 if store.term_idf(t) is not None:
                     terms[t] = 1.0
-                    break
-            if row.size:
-                floor = DIRECT_SYNONYM_MIN_SIM if terms else TRANSLATION_MIN_SIM
-                top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]
-                for j in top:
-                    s = float(row[j])
-                    if s >= floor:
-                        t = store.term_of(int(j))
-                        terms[t] = max(terms.get(t, 0.0), translation_strength(s))
+            is_name = weight >= 1.0 and word in entities
+            if not is_name:
+                # A dictionary translation (FreeDict), then the nearest corpus words (word vectors).
+                for tr in lexicon.translations(word, language):
+                    for part in textmod.content_words(tr):
+                        t = textmod.stem(part, other)
+                        if store.term_idf(t) is not None:
+                            terms[t] = max(terms.get(t, 0.0), self.dictionary_strength)
+                if row.size:
+                    top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]
+                    for j in top:
+                        sim = float(row[j])
+                        if sim >= TRANSLATION_MIN_SIM:
+                            t = store.term_of(int(j))
+                            terms[t] = max(terms.get(t, 0.0), translation_strength(sim))
             if terms:
                 best = max(terms, key=lambda t: (terms[t], -(store.term_idf(t) or 0.0)))
                 importance = float(store.term_idf(best) or max_idf) ** IDF_POWER
             else:
                 importance = max_idf**IDF_POWER
-            words.append(QueryWord(word, weight, terms, importance, entity=weight >= 1.0 and word in entities,
-                                   sims=row if row.size else None))
+            words.append(QueryWord(word, weight, terms, importance, entity=is_name,
+                                   sims=row if row.size and not is_name else None))
         qtype = qmod.analyse(question, self.category_similarity)
         forms = set()
         for text in [question, *history]:

@@ -19,10 +19,10 @@ import numpy as np
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 
 SENTENCE_FEATURES: tuple[str, ...] = (
-    "cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1",
-    "cov", "cov_rel", "cov_ctx", "cov_all", "min_key",
+    "cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1",
+    "cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov",
     "ent", "ent_doc",
-    "type_fit", "type_missing",
+    "type_fit", "type_missing", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
     "anaphor", "source",
 )

@@ -42,8 +42,8 @@ _DAY = r"\d{1,2}(?:er|st|nd|rd|th)?"
 _DAYS = rf"{_DAY}(?:\s?(?:-|–|et|au|à|and|to|,)\s?{_DAY})*"
 _WEEKDAY = r"(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 DATE = re.compile(
-    rf"(?:(?:du|les|le|from|on|between|entre le|entre les)\s)?(?:{_WEEKDAY}\s)?{_DAYS}\s{_MONTHS}(?:\s(?:au|to|-|–)\s{_DAY}\s{_MONTHS})?(?:,?\s\d{{4}})?"
-    rf"|(?:{_MONTHS})\s{_DAYS}(?:,?\s\d{{4}})?"
+    rf"(?:(?:du|les|le|from|on|between|entre le|entre les|since|depuis le|depuis|d[eè]s le|until|jusqu['’]au)\s)?(?:{_WEEKDAY}\s)?"
+    rf"(?:{_DAYS}\s{_MONTHS}(?:\s(?:au|to|-|–)\s{_DAY}\s{_MONTHS})?|{_MONTHS}\s{_DAYS}(?!\d))(?:,?\s\d{{4}})?"
     rf"|(?:(?:en|in|depuis|since|d[eè]s|début|fin|mi-|early|late|mid-)\s?)?{_MONTHS}(?:\s(?:prochain|dernier|\d{{4}}))?(?=[\s,.;:)]|$)"
     rf"|(?:(?:en|in|d['’]ici|by|depuis|since|avant|before|après|after|à partir de|from)\s)?(?:19|20)\d{{2}}(?:\s?(?:-|–|à|to|et|and)\s?(?:19|20)?\d{{2,4}})?",
     re.I,
@@ -60,7 +60,7 @@ COUNT = re.compile(
 )
 _UPPER = r"[A-ZÀ-ÖØ-Þ]"
 _NAME_TOKEN = rf"(?:{_UPPER}\.(?:-?{_UPPER}\.)*|{_UPPER}[\w’'\-]*[\w]|{_UPPER}|\d+[A-Za-z]\w*)"
-_NAME_GLUE = r"(?:\s(?:de|du|des|von|van|der|da|di|le|la|of|the|y|bin|ben|al|el)\s)"
+_NAME_GLUE = r"(?:\s(?:(?:de|du|des|von|van|der|den|da|di|le|la|of|the|y|bin|ben|al|el)\s)+)"
 NAME = re.compile(rf"{_NAME_TOKEN}(?:(?:\s|{_NAME_GLUE}|\s?-\s?){_NAME_TOKEN})*")
 _CLAUSE_BREAK = re.compile(r"[;:,()«»\"“”–—]|\s(?:mais|but|tandis que|alors que|whereas|while|et|and|ou|or|qui|who|which|dont)\s", re.I)
 _COORD = re.compile(r"^\s*(?:,|et|and|ou|or|ainsi que|as well as|&)\s*(?:l['’]|la\s|le\s|les\s|the\s)?$", re.I)
@@ -68,6 +68,7 @@ _COORD = re.compile(r"^\s*(?:,|et|and|ou|or|ainsi que|as well as|&)\s*(?:l['’]
 _HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMWORD_FR}|{_NUMWORD_EN}|quelques|plusieurs|few|several|une?|a|an|one|dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier)s?\b", re.I)
 _HAS_MONTH = re.compile(_MONTHS, re.I)
 
+ENTITY_MAX_DISTANCE = 40
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
 # Which candidate types answer which asked type, and how well (a person asked: a person is
 # best, an organisation or a country can be the actor).
@@ -170,9 +171,12 @@ def _anchor_distance(span: Span, anchors: list[int], sentence: str) -> float:
     if not anchors:
         return 200.0
     best = 1e9
+    numeric = span.kind in NUMERIC_TYPES
     for p in anchors:
         if span.start <= p < span.end:
-            continue  # the anchor is inside the candidate: the question names it
+            if numeric:
+                return 0.0  # "combien de terrains" and "quatre terrains": the counted thing is asked
+            continue  # the anchor is inside a name: the question names it
         if p < span.start:
             between = sentence[p : span.start]
             d = span.start - p
@@ -261,5 +265,11 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
         fit = compat.get(s.kind, 0.0)
         dist = _anchor_distance(s, anchors, sentence)
         scored.append(Choice(s, fit, dist, fit - dist / 150.0))
+    if asked == "entity":
+        # "which X" with X no clear category: only a name standing right by a matched word
+        # (apposition: "le dirigeant indien Narendra Modi") is trusted; else the sentence answers
+        scored = [c for c in scored if c.distance <= ENTITY_MAX_DISTANCE]
+        if not scored:
+            return None
     scored.sort(key=lambda c: -c.score)
     return scored[0]

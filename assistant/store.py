@@ -53,6 +53,9 @@ class Store(Protocol):
     def previous_sentence(self, sid: int) -> int | None:
         """The sentence just before ``sid`` in the same document, or None."""
 
+    def next_sentence(self, sid: int) -> int | None:
+        """The sentence just after ``sid`` in the same document, or None."""
+
     # ---- search ----------------------------------------------------------------------------
     def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (id, cosine) of ``level`` ("chunk" or "sentence") for encoder number ``encoder``."""
@@ -71,4 +74,5 @@ class Store(Protocol):
     @property
     def max_idf(self) -> float: ...
 
-    # vocab: list[str], vocab_vectors: np.ndarray (primary encoder), term_of(row) -> stem
+    # Attributes: vocab (list[str], corpus words), vocab_vectors (np.ndarray, their primary-encoder
+    # vectors, normalised), and term_of(row) -> the index term (stem) of vocabulary row ``row``.

@@ -78,7 +78,9 @@ def words(text: str) -> list[str]:
         if w.endswith("'s") or w.endswith("'S"):
             w = w[:-2]
         w = _INVERSION.sub("", w)  # "investit-elle" -> "investit", "vient-il" -> "vient"
-        if w:
+        if "-" in w and any(ch.isdigit() for ch in w):
+            out += [p for p in w.split("-") if p]  # "500-billion-dollar" -> 500, billion, dollar
+        elif w:
             out.append(w)
     return out
 
