@@ -16,9 +16,9 @@ import numpy as np
 
 ABSTAIN_FEATURES: tuple[str, ...] = (
     "best_p", "best_logit", "second_p",
-    "cov", "min_key", "cov_ctx",
-    "ent", "ent_doc", "ent_unknown",
-    "type_asked", "type_fit",
+    "cov", "min_key", "cov_ctx", "key_min", "unmatched", "unknown",
+    "ent", "ent_doc", "ent_unknown", "ent_min",
+    "type_asked", "type_fit", "type_bound",
     "cos0", "cos1",
     "own_words", "has_context",
 )
@@ -31,6 +31,9 @@ def features(query, best, second, kind_asked: bool) -> np.ndarray:
     own_entities = [w for w in query.words if w.own and w.entity]
     unknown = sum(1 for w in own_entities if w.strength < ENTITY_KNOWN_STRENGTH)
     own_words = sum(1 for w in query.words if w.own)
+    own = [w for w in query.words if w.own]
+    total = sum(w.importance for w in own)
+    unknown_share = sum(w.importance for w in own if not w.terms) / total if total else 0.0
     values = {
         "best_p": best.p,
         "best_logit": best.logit,
@@ -38,6 +41,11 @@ def features(query, best, second, kind_asked: bool) -> np.ndarray:
         "cov": f["cov"],
         "min_key": f["min_key"],
         "cov_ctx": f["cov_ctx"],
+        "key_min": f["key_min"],
+        "unmatched": f["unmatched"],
+        "unknown": unknown_share,
+        "ent_min": f["ent_min"],
+        "type_bound": f["type_bound"] if kind_asked else 1.0,
         "ent": f["ent"],
         "ent_doc": f["ent_doc"],
         "ent_unknown": float(unknown),

@@ -16,7 +16,7 @@ import numpy as np
 from . import abstention, spans
 from . import text as textmod
 from .retrieval import Retrieved, Retriever
-from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match
+from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match, unmatched_share
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse à cette question dans mes sources.",
@@ -218,7 +218,7 @@ class Answerer:
             if typed:
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
                                       set(query.forms), plural=query.qtype.plural)
-                if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place", "entity"):
+                if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
                     choice = self._referent(prev, asked, set(query.forms))
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)
             cand = by_chunk[best_chunk]
@@ -241,6 +241,15 @@ class Answerer:
                 "anaphor": 1.0 if rec.anaphor else 0.0,
                 "source": 1.0 if rec.doc_id in query.sources else 0.0,
             }
+            f["foreign"] = self.foreign_entities(query, sid, asked)
+            f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0
+            # key terms, for abstention: how the question's own words fare in this sentence and
+            # the one before (a near-miss has the names but not the attribute asked about)
+            m_key = np.maximum(m, m_prev) if m_prev is not None else m
+            f["key_min"] = min_key_match(query.words, m_key)
+            f["unmatched"] = unmatched_share(query.words, m_key)
+            f["ent_min"] = min((float(m_key[i]) for i in own_entities), default=1.0)
+            f["type_bound"] = 1.0 if (choice is not None and choice.fit >= 1.0 and choice.distance <= spans.SURE_DISTANCE) else 0.0
             rows.append((sid, best_chunk, rec.doc_id, f, choice))
         top_cos = [max(r[3]["cos0"] for r in rows), max(r[3]["cos1"] for r in rows)]
         top_cov = max(r[3]["cov"] for r in rows)
@@ -259,6 +268,34 @@ class Answerer:
         out.sort(key=lambda s: -s.logit)
         return out
 
+    def foreign_entities(self, query, sid: int, asked: str | None) -> float:
+        """How strongly a sentence is about specific things the question never mentions: names
+        (other than the kind asked for) absent from the question, weighted by their rarity in the
+        corpus. "Seoul's summit was co-chaired by ..." is about Seoul; a question about "the
+        summit" is not."""
+        key = ("foreign", sid, asked)
+        got = query.cache.get(key)
+        if got is not None:
+            return got
+        rec = self.store.sentence(sid)
+        doc = self.store.document(rec.doc_id) or {}
+        text = doc.get("text", "")
+        lang = doc.get("language", "fr")
+        answer_kinds = {k for k, v in spans.COMPATIBLE.get(asked or "", {}).items() if v >= 0.5}
+        max_idf = self.store.max_idf or 1.0
+        total = 0.0
+        for a, b, label in rec.entities:
+            kind = spans._ner_kind(label)
+            if kind not in ("person", "org", "place", "misc") or kind in answer_kinds:
+                continue
+            words = [w for w in textmod.content_words(text[a:b])]
+            if not words or any(textmod.fold(w) in query.forms for w in words):
+                continue
+            idfs = [self.store.term_idf(textmod.stem(w, lang)) or max_idf for w in words]
+            total += sum(idfs) / len(idfs) / max_idf
+        got = query.cache[key] = min(total, 3.0)
+        return got
+
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)
 
@@ -272,7 +309,7 @@ class Answerer:
             return None
         last = max(pool, key=lambda s: (spans.COMPATIBLE[asked][s.kind] >= 1.0, s.end))
         fit = spans.COMPATIBLE[asked][last.kind] * 0.8
-        return spans.Choice(last, fit, 40.0, fit)
+        return spans.Choice(last, fit, 40.0, fit, referent=True)
 
     # ---- the answer -------------------------------------------------------------------------
     def citations(self, scored: list[ScoredSentence], k: int) -> list[Citation]:
@@ -337,6 +374,7 @@ class Answerer:
             yes, no = YES_NO[lang]
             text = f"{no if _NEGATION.search(sentence) else yes}. {sentence}"
         else:
-            text = best.span or sentence
+            sure = spans.confident(best.choice, sentence, self.sentence_spans(best.sid), asked)
+            text = best.span if sure else sentence
         return Answer(query.text, lang, True, text, self.citations(scored, k), confidence=confidence,
-                      span_type=asked if best.span else None, sentence=sentence, asked_type=asked)
+                      span_type=asked if text != sentence else None, sentence=sentence, asked_type=asked)

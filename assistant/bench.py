@@ -635,7 +635,7 @@ def load_test(port: int, bodies: Sequence[str], connections: int, seconds: float
 @dataclass
 class BenchConfig:
     quick: bool = False
-    questions: Path = Path("eval/questions.jsonl")
+    questions: Path = Path("eval/corpus/questions/seed-gold.jsonl")
     repeats: int = 5  # passes over the gold questions, in process
     http_seconds: float = 20.0
     loadgen: str = "auto"  # auto | wrk | python

@@ -333,7 +333,7 @@ def fit(
 @app.command("export-beir")
 def export_beir(
     outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, queries.jsonl and qrels/test.tsv into."),
-    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL)."),
+    questions: Path = typer.Option(Path("eval/corpus/questions/seed-gold.jsonl"), "--questions", help="Gold question file (JSONL)."),
     documents: Optional[Path] = DocumentsOpt,
 ):
     """Write our chunks and gold questions as a BEIR dataset (no model needed)."""
@@ -367,7 +367,7 @@ def bench(
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
-    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL) to ask."),
+    questions: Path = typer.Option(Path("eval/corpus/questions/seed-gold.jsonl"), "--questions", help="Gold question file (JSONL) to ask."),
     sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),

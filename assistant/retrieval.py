@@ -27,6 +27,7 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 RRF_K = 60
 # A question word is translated to corpus words at least this similar (word vectors).
 TRANSLATION_MIN_SIM = 0.55
+ROLE_MIN_COUNT, ROLE_MIN_SHARE = 2.0, 0.6  # a noun types a which-question when it clearly introduces one kind
 DICTIONARY_STRENGTH = 0.8  # a FreeDict translation counts this much (`summit fit` settings may change it)
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
@@ -215,13 +216,29 @@ class Retriever:
                 importance = max_idf**IDF_POWER
             words.append(QueryWord(word, weight, terms, importance, entity=is_name,
                                    sims=row if row.size and not is_name else None))
-        qtype = qmod.analyse(question, self.category_similarity)
+        by_word = {w.word: w for w in words}
+        qtype = qmod.analyse(question, self.category_similarity, lambda head: self.corpus_type(by_word.get(head)))
         forms = set()
         for text in [question, *history]:
             for w in textmod.words(text):
                 forms.add(textmod.fold(w))
                 forms.update(textmod.fold(p) for p in w.split("-"))
         return Query(question, language, vectors, words, qtype, sources, frozenset(forms), own_vectors)
+
+    def corpus_type(self, word: QueryWord | None) -> str | None:
+        """What kind of name a question noun introduces in this corpus (store.roles): its terms'
+        counts, weighted by match strength; a clear majority of at least two occurrences."""
+        if word is None:
+            return None
+        counts: dict[str, float] = {}
+        for t, strength in word.terms.items():
+            for label, n in self.store.roles(t).items():
+                counts[label] = counts.get(label, 0.0) + strength * n
+        total = sum(counts.values())
+        if total < ROLE_MIN_COUNT:
+            return None
+        label, n = max(counts.items(), key=lambda kv: kv[1])
+        return {"PER": "person", "ORG": "org", "LOC": "place"}[label] if n / total >= ROLE_MIN_SHARE else None
 
     def category_similarity(self, word: str, category_words: list[str]) -> float:
         """Best cosine of a word with some category words (primary encoder word vectors)."""
