@@ -142,7 +142,7 @@ def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
           "person": "who", "why": "why"}[name]
     if name == "why":
         return QuestionType("why", None)
-    if name == "person" and re.search(r"\b(?:who|qui)\s+(?:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
+    if name == "person" and re.search(r"\b(?i:who|qui)\s+(?i:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
         return QuestionType("who", None)  # "Who is Arthur Mensch?" asks for a description
     if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
         # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count

@@ -68,6 +68,7 @@ _COORD = re.compile(r"^\s*(?:,|et|and|ou|or|ainsi que|as well as|&)\s*(?:l['’]
 _HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMWORD_FR}|{_NUMWORD_EN}|quelques|plusieurs|few|several|une?|a|an|one|dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier)s?\b", re.I)
 _HAS_MONTH = re.compile(_MONTHS, re.I)
 
+_GLUE = frozenset({"de", "des", "du", "of"})
 SURE_DISTANCE = 40  # characters from a matched question word
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
 # Which candidate types answer which asked type, and how well (a person asked: a person is
@@ -135,7 +136,13 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
         # the counted thing ends at the first grammar word ("58 pays ont signé" -> "58 pays")
         toks = list(re.finditer(r"\S+", sentence[a:b]))
         keep = 1
-        while keep < len(toks) and toks[keep].group().lower().strip(",.;:") not in textmod.STOPWORDS:
+        while keep < len(toks):
+            tok = toks[keep].group().lower().strip(",.;:")
+            if tok in _GLUE and keep + 1 < len(toks) and toks[keep + 1].group().lower().strip(",.;:") not in textmod.STOPWORDS:
+                keep += 2  # "une centaine de délégués", "dozens of delegates"
+                continue
+            if tok in textmod.STOPWORDS or re.match(r"(?:d|l)['’]$", tok):
+                break
             keep += 1
         if keep < 2 and not re.search(r"\d", toks[0].group()):
             continue  # a number word with nothing counted after it
