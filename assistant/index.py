@@ -194,14 +194,19 @@ def _vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
     return sorted(seen.items())
 
 
-def _previous_vectors(settings: Settings, fingerprint: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Vectors of unchanged documents from the current build, to avoid re-embedding them."""
+def _previous_vectors(
+    settings: Settings, fingerprint: dict, vocab_out: dict[str, np.ndarray] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Vectors of unchanged documents from the current build, to avoid re-embedding them.
+    ``vocab_out``, when given, receives the current build's vocabulary vectors (word -> vector)."""
     try:
         old = load_index(settings.index_dir, verify=True)
     except Exception:
         return {}
     if any(old.manifest.get(k) != v for k, v in fingerprint.items()):
         return {}
+    if vocab_out is not None:
+        vocab_out.update(zip(old.vocab, old.vocab_vectors))
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     chunk_vecs = old.chunk_index.reconstruct_n(0, old.chunk_index.ntotal)
     sent_vecs = old.sentence_index.reconstruct_n(0, old.sentence_index.ntotal)
@@ -272,7 +277,8 @@ def build_index(
             chunk_terms.append(textmod.terms(ch.text, doc.language))
         per_doc_rows.append((doc, c_rows, s_rows))
 
-    previous = _previous_vectors(settings, fingerprint) if reuse else {}
+    previous_vocab: dict[str, np.ndarray] = {}
+    previous = _previous_vectors(settings, fingerprint, previous_vocab) if reuse else {}
     dim = embedder.dimension
     chunk_vecs = np.zeros((len(chunks), dim), dtype=np.float32)
     sent_vecs = np.zeros((len(sentences), dim), dtype=np.float32)
@@ -288,7 +294,10 @@ def build_index(
         to_embed += [("s", r, doc.text[sentences[r].start : sentences[r].end]) for r in s_rows]
 
     vocab_pairs = _vocabulary(documents)
-    texts = [t for _, _, t in to_embed] + [w for w, _ in vocab_pairs]
+    # Words the previous build already embedded keep their vectors: adding one article embeds
+    # only its own passages, sentences and new words.
+    new_words = [w for w, _ in vocab_pairs if w not in previous_vocab]
+    texts = [t for _, _, t in to_embed] + new_words
     vectors = np.zeros((0, dim), dtype=np.float32)
     if texts:
         batch = 256
@@ -299,7 +308,10 @@ def build_index(
         vectors = np.vstack(parts)
     for (kind, row, _), vec in zip(to_embed, vectors):
         (chunk_vecs if kind == "c" else sent_vecs)[row] = vec
-    vocab_vectors = vectors[len(to_embed) :]
+    fresh = dict(zip(new_words, vectors[len(to_embed) :]))
+    vocab_vectors = np.zeros((len(vocab_pairs), dim), dtype=np.float32)
+    for i, (w, _) in enumerate(vocab_pairs):
+        vocab_vectors[i] = fresh[w] if w in fresh else previous_vocab[w]
 
     step("indexing", 0, 1)
     kind = choose_index_type(settings, len(chunks))
