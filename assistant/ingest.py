@@ -145,7 +145,7 @@ def check_id(doc_id: str, where: str = "--id") -> str:
 
 def slug(text: str, limit: int = 60) -> str:
     """An id from a title or file name: ASCII words joined by '-', cut at a word boundary."""
-    s = doc_id_for(Path(str(text) + ".x"))
+    s = doc_id_for(Path(re.sub(r"[/\\]", " ", str(text)) + ".x"))
     if len(s) > limit:
         s = s[:limit].rsplit("-", 1)[0] or s[:limit]
     return s.strip("-") or "document"
@@ -631,6 +631,21 @@ def _label_before(el):
     return None
 
 
+def _standfirst(tree) -> list[str]:
+    """Paragraphs of prose (15 words or more, few links) in the <header> that holds the headline."""
+    h1 = next(tree.iter("h1"), None)
+    header = next((a for a in h1.iterancestors("header")), None) if h1 is not None else None
+    if header is None:
+        return []
+    out = []
+    for p in header.iter("p"):
+        t = clean_chars(_text(p)).strip()
+        n = len(_words(t))
+        if n >= 15 and _link_words(p) <= 0.2 * n:
+            out.append(t)
+    return out
+
+
 def _decode_html(raw: bytes, name: str) -> str:
     head = raw[:4096].decode("ascii", errors="ignore")
     m = re.search(r"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", head, re.I)
@@ -655,11 +670,16 @@ def extract_html(raw: bytes, name: str) -> tuple[str, dict[str, str | None], lis
         raise IngestError(name, f"is not readable HTML ({type(exc).__name__}: {exc})".rstrip(), "invalid") from None
     metadata = html_metadata(tree)
     removed = strip_chrome(tree)
+    standfirst = _standfirst(tree)
     text = trafilatura.extract(tree, include_comments=False, include_tables=True, include_images=False,
                                include_links=False, favor_precision=False, output_format="txt", deduplicate=False,
                                with_metadata=False)
+    body = clean_chars(text or "")
+    if body.strip():  # the standfirst sits in the headline's <header>, which extractors skip
+        folded = textmod.fold(body)
+        body = "\n".join([p for p in standfirst if textmod.fold(p) not in folded] + [body])
     lines, seen = [], set()
-    for line in clean_chars(text or "").split("\n"):
+    for line in body.split("\n"):
         key = textmod.fold(line).strip()
         if key and key in seen and len(_words(key)) <= 40:
             continue  # a block repeated in the extraction
@@ -1043,6 +1063,13 @@ def write_prepared(p: Prepared, directory: Path) -> list[Path]:
     return created
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty
+    except OSError:
+        pass
+
+
 def _unlink_all(paths: list[Path]) -> None:
     for path in reversed(paths):
         try:
@@ -1133,6 +1160,7 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
             summary = assistant.build()
         except BaseException:
             _unlink_all(created)
+            _remove_if_empty(directory / ORIGINALS_DIR)
             raise
     index = getattr(assistant, "index", None)
     chunks = Counter(c.doc_id for c in index.chunks) if index is not None else Counter()
