@@ -691,7 +691,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         overrides = Overrides(doc_id=values["id"], title=values["title"], source=values["source"],
                               published=values["published"], url=values["url"], language=values["language"])
         result = await anyio.to_thread.run_sync(
-            lambda: change_documents(lambda: add_documents(assistant, [Input(raw, filename, overrides)])))
+            lambda: change_documents(lambda: add_documents(assistant, [Input(raw, filename, overrides)],
+                                                           max_bytes=settings.max_upload_bytes)))
         added = result["added"][0]
         log.info("added document %s (%s) -> build %s", added["doc_id"], added["format"], assistant.index.build_id)
         response.headers["Location"] = f"/api/documents/{added['doc_id']}"

@@ -288,16 +288,16 @@ def sniff(raw: bytes) -> str:
 def detect_kind(raw: bytes, name: str | None) -> str:
     """The type to extract with, from the content; the file name, when there is one, must agree.
 
-    A name with an unsupported extension is refused; '.txt' holding a whole HTML page is read as
-    HTML; '.html' holding a fragment of markup without <html> is still HTML."""
+    A name with an unsupported extension is refused, a name without one declares nothing (an
+    upload named "blob" or "-"); '.txt' holding a whole HTML page is read as HTML; '.html' holding
+    a fragment of markup without <html> is still HTML."""
     shown = name or "the input"
     declared = None
-    if name and name != "-":
-        suffix = Path(name).suffix.lower()
+    suffix = _suffix(name)
+    if suffix:
         declared = SUFFIX_KINDS.get(suffix)
         if declared is None:
-            what = f"'{suffix}'" if suffix else "without an extension"
-            raise IngestError(shown, f"has an unsupported type ({what}); supported: {SUPPORTED}", "unsupported")
+            raise IngestError(shown, f"has an unsupported type ('{suffix}'); supported: {SUPPORTED}", "unsupported")
     sniffed = sniff(raw)
     if sniffed == "binary":
         raise IngestError(shown, f"is {_binary_kind(raw)}, not an article; supported: {SUPPORTED}", "unsupported")
@@ -315,6 +315,13 @@ def detect_kind(raw: bytes, name: str | None) -> str:
     if declared == "markdown":
         return "markdown"
     return "text" if sniffed == "markdown" else sniffed
+
+
+def _suffix(name: str | None) -> str:
+    """The lower-case extension of a file name ('' for none, '-' or a dot file)."""
+    if not name or name == "-":
+        return ""
+    return Path(name).suffix.lower()
 
 
 # ---- HTML: metadata ----------------------------------------------------------------------------
@@ -915,7 +922,7 @@ def prepare(raw: bytes, name: str | None, overrides: Overrides | None = None, *,
     elif language not in LANGUAGES:
         raise IngestError(shown, f"is in language '{language}'; articles must be in French or English "
                                  f"(pass --language fr|en if the metadata is wrong)", "unsupported")
-    doc_id = o.doc_id or (slug(Path(name).stem) if name and name != "-" else slug(title))
+    doc_id = o.doc_id or (slug(Path(name).stem) if _suffix(name) else slug(title))
     check_id(doc_id, "the document id")
     original_name = f"{ORIGINALS_DIR}/{doc_id}{KIND_SUFFIX[kind]}"
     provenance.update({"original": original_name, "sha256": sha,
@@ -941,15 +948,16 @@ def _prepare_markdown(raw: bytes, shown: str, name: str | None, o: Overrides, pa
         raise IngestError(shown, exc.problem, "empty" if "empty" in exc.problem or "no text" in exc.problem else "invalid") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise IngestError(shown, f"is {len(raw):,} bytes, over the {MAX_DOCUMENT_BYTES:,}-byte limit for one article", "too_large")
+    front_id = re.search(r"(?m)^id\s*:", raw.decode("utf-8-sig").split("\n---", 1)[0]) is not None
     if o.doc_id:
         doc_id = o.doc_id
-    elif name and name != "-" or doc.doc_id != "document":
+    elif _suffix(name) or front_id:
         doc_id = doc.doc_id
     else:
         doc_id = slug(doc.title)
     check_id(doc_id, "the document id")
     markdown = raw.decode("utf-8-sig")
-    if doc.doc_id != doc_id and re.search(r"(?m)^id\s*:", markdown.split("\n---", 1)[0]):
+    if doc.doc_id != doc_id and front_id:
         raise IngestError(shown, f"says 'id: {doc.doc_id}' in its front matter, which differs from {doc_id!r}", "invalid")
     document = _parse_back(markdown, doc_id, shown, patterns)
     return Prepared(doc_id, "markdown", shown, markdown, document, None, None, sha)
@@ -1126,7 +1134,7 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
     return files, skipped
 
 
-def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool = False) -> dict:
+def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool = False, max_bytes: int | None = None) -> dict:
     """Prepare, check and store every input, rebuild the index (embedding only the new
     documents) and switch the assistant to it. All or nothing: on any error nothing is left
     written and the previous index keeps serving. With ``skip_invalid`` the files that cannot be
@@ -1143,7 +1151,8 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
         skipped: list[str] = []
         for item in inputs:
             try:
-                p = prepare(item.raw, item.name, item.overrides, patterns=patterns, max_bytes=settings.max_upload_bytes)
+                p = prepare(item.raw, item.name, item.overrides, patterns=patterns,
+                            max_bytes=settings.max_upload_bytes if max_bytes is None else max_bytes)
                 check_new([*prepared, p], directory, patterns)
             except (IngestError, InvalidInputError) as exc:
                 if not skip_invalid:

@@ -97,3 +97,80 @@ def live_server(summit_assistant: Assistant) -> Iterator[LiveServer]:
 
 
 # ================================================================================================
+# Adding documents, feedback and suggested questions (issue #11): a private copy of the articles
+# and of a built index, so uploads and deletions never touch documents/ or the shared index.
+# ================================================================================================
+
+import shutil  # noqa: E402
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def pristine_corpus(tmp_path_factory: pytest.TempPathFactory, summit_assistant: Assistant) -> Path:
+    """documents/ and an index built from it with the real model, copied once per session."""
+    root = tmp_path_factory.mktemp("pristine")
+    shutil.copytree(REPO / "documents", root / "documents")
+    settings = summit_assistant.settings.model_copy(update={"documents_dir": root / "documents", "index_dir": root / "index"})
+    Assistant(settings, embedder=summit_assistant.embedder).build()
+    return root
+
+
+def _corpus_copy(pristine: Path, target: Path) -> tuple[Path, Path]:
+    shutil.copytree(pristine / "documents", target / "documents")
+    shutil.copytree(pristine / "index", target / "index", symlinks=True)
+    return target / "documents", target / "index"
+
+
+@pytest.fixture
+def own_assistant(tmp_path: Path, pristine_corpus: Path, summit_assistant: Assistant) -> Assistant:
+    """A loaded assistant over a fresh copy of the articles (the real model, shared)."""
+    docs, index = _corpus_copy(pristine_corpus, tmp_path)
+    settings = summit_assistant.settings.model_copy(update={
+        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
+        "feedback_file": str(tmp_path / "feedback" / "feedback.jsonl")})
+    return Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
+
+
+@pytest.fixture
+def admin_client(own_assistant: Assistant) -> Iterator[TestClient]:
+    """A TestClient on an app with an admin token, over ``own_assistant``; checks the 500 handler never ran."""
+    with TestClient(create_app(own_assistant.settings, own_assistant)) as client:
+        yield client
+        assert client.app.state.internal_errors == 0, "a request reached the catch-all 500 handler"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def admin_server(tmp_path_factory: pytest.TempPathFactory, pristine_corpus: Path, summit_assistant: Assistant) -> Iterator[LiveServer]:
+    """uvicorn with an admin token over a private copy of the articles (browser tests upload to it)."""
+    import uvicorn
+
+    root = tmp_path_factory.mktemp("admin-server")
+    docs, index = _corpus_copy(pristine_corpus, root)
+    settings = summit_assistant.settings.model_copy(update={
+        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
+        "feedback_file": str(root / "feedback.jsonl"),
+        "suggested_questions": ["Qui co-préside le sommet ?", "Quelle est la recette de la tartiflette ?",
+                                "Où se réuniront les chefs d'État ?", "Who co-chairs the summit?", "What is the weather in Tokyo?"]})
+    assistant = Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
+    app = create_app(settings, assistant)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-admin", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60  # a readiness wait, not an assertion on speed
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the admin test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+    assert app.state.internal_errors == 0, "a request to the admin server reached the catch-all 500 handler"
+
+
+# ================================================================================================

@@ -211,7 +211,6 @@ def load_front_matter(md: str) -> dict:
         (b"PK\x03\x04" + b"\x00" * 40, "article.txt", "unsupported", "ZIP archive"),
         (b"abc\x00def" * 10, "notes.txt", "unsupported", "NUL bytes"),
         (b"Just text", "page.docx", "unsupported", "'.docx'"),
-        (b"Just text", "README", "unsupported", "without an extension"),
         (b"<html><body><p>Hello there</p></body></html>", "fake.pdf", "unsupported", "not a PDF"),
         (b"plain words and nothing else", "page.html", "unsupported", "no HTML markup"),
         (b"   \n\n  ", "blank.txt", "empty", "is empty"),
@@ -239,6 +238,7 @@ def test_content_decides_the_type():
     assert ingest.detect_kind(b"---\ntitle: T\nsource: S\n---\nTexte.", None) == "markdown"
     assert ingest.detect_kind("Texte accentué".encode("utf-16"), "a.txt") == "text"
     assert ingest.detect_kind(b"<p>fragment</p>", "a.htm") == "html"
+    assert ingest.detect_kind(b"Just text", "README") == "text" and ingest.detect_kind(fixture("en-wire.html"), "blob") == "html"
 
 
 def test_text_encodings_and_hard_wrapped_lines():
