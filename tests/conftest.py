@@ -30,7 +30,8 @@ from assistant.settings import Settings  # noqa: E402
 @pytest.fixture(scope="session")
 def summit_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The bundled articles with a private index folder, so tests never touch ./index."""
-    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"))
+    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"),
+                    feedback_file=str(tmp_path_factory.mktemp("summit-feedback") / "feedback.jsonl"))
 
 
 @pytest.fixture(scope="session")
