@@ -424,8 +424,9 @@ def test_static_files_and_security_headers(make_client: Callable[..., TestClient
 
 
 def test_widget_files_are_small() -> None:
+    # 30 kB until issue #11 added the quoted evidence, copy, feedback and server-side suggestions (~9 kB).
     static = REPO / "api" / "static"
-    assert (static / "widget.js").stat().st_size + (static / "widget.css").stat().st_size < 30_000
+    assert (static / "widget.js").stat().st_size + (static / "widget.css").stat().st_size < 40_000
 
 
 def test_json_responses_are_nosniff(client: TestClient) -> None:
