@@ -89,7 +89,7 @@ RATE_LIMITED_PREFIXES = ("/api/", "/v1/")
 RATE_LIMIT_EXEMPT = frozenset({"/api/health"})
 RETRY_LOADING_SECONDS = 5
 UPLOAD_PATH = "/api/documents"  # POST: multipart upload, limited by max_upload_bytes instead of max_body_bytes
-UPLOAD_FIELDS = ("id", "title", "source", "published", "url", "language")
+UPLOAD_FIELDS = ("id", "title", "source", "published", "url", "language", "replace")
 # HTTP status of each IngestError reason.
 INGEST_STATUS = {"too_large": 413, "unsupported": 415, "duplicate": 409, "empty": 422, "invalid": 422, "not_found": 404}
 ADMIN_WAIT_SECONDS = 120  # an upload waits this long for another document change to finish
@@ -638,6 +638,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                     "published": {"type": "string", "description": "Publication date, e.g. 2025-02-10"},
                     "url": {"type": "string", "description": "Canonical address of the article"},
                     "language": {"type": "string", "enum": ["fr", "en"]},
+                    "replace": {"type": "string", "enum": ["true", "false"],
+                                "description": "true: replace the document with the same id (a corrected version) instead of a 409"},
                 }}}},
         }
     }
@@ -690,9 +692,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             await form.close()
         overrides = Overrides(doc_id=values["id"], title=values["title"], source=values["source"],
                               published=values["published"], url=values["url"], language=values["language"])
+        if (values["replace"] or "false").lower() not in ("true", "false"):
+            raise InvalidInputError("form field 'replace' must be true or false")
+        replace = (values["replace"] or "").lower() == "true"
         result = await anyio.to_thread.run_sync(
             lambda: change_documents(lambda: add_documents(assistant, [Input(raw, filename, overrides)],
-                                                           max_bytes=settings.max_upload_bytes)))
+                                                           max_bytes=settings.max_upload_bytes, replace=replace)))
         added = result["added"][0]
         log.info("added document %s (%s) -> build %s", added["doc_id"], added["format"], assistant.index.build_id)
         response.headers["Location"] = f"/api/documents/{added['doc_id']}"

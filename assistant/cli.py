@@ -125,6 +125,7 @@ def add(
     url: Optional[str] = typer.Option(None, "--url", help="Canonical address of the article."),
     language: Optional[str] = typer.Option(None, "--language", help="fr or en, when the file does not say (or says wrong)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Add the usable files and list the others, instead of adding nothing."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a document with the same id (a corrected version) instead of refusing it."),
     as_json: bool = typer.Option(False, "--json", help="Print what was added as JSON."),
 ):
     """Add articles: extract the text and metadata, store documents/<id>.md beside the original,
@@ -156,7 +157,7 @@ def add(
         settings.documents_dir.mkdir(parents=True, exist_ok=True)
         assistant = Assistant(settings)
         with progress_bar() as update:
-            result = ingest.add_documents(_with_progress(assistant, update), inputs, skip_invalid=skip_invalid)
+            result = ingest.add_documents(_with_progress(assistant, update), inputs, skip_invalid=skip_invalid, replace=replace)
         if as_json:
             print(json.dumps(result, ensure_ascii=False, indent=2))
         else:
@@ -194,6 +195,32 @@ def remove(
         for doc_id in doc_ids:
             result = ingest.delete_document(assistant, doc_id)
             out.print(f"removed {doc_id} ({', '.join(result['files'])}); index {result['build']['build_id']}", highlight=False)
+
+    run(go)
+
+
+@app.command()
+def reextract(
+    doc_ids: list[str] = typer.Argument(None, help="Ids of the documents to redo [default: every document with a kept original].", show_default=False),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+):
+    """Redo the extraction of added documents from their originals (documents/originals/), e.g.
+    after upgrading the extractor, and update the index if anything changed."""
+
+    def go():
+        from . import ingest
+        from .service import Assistant
+
+        assistant = Assistant(make_settings(documents, index, model))
+        with progress_bar() as update:
+            result = ingest.reextract(_with_progress(assistant, update), doc_ids or None)
+        for line in result["skipped"]:
+            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+        out.print(f"re-extracted {len(result['changed'])} document(s)" + (f": {', '.join(result['changed'])}" if result["changed"] else "")
+                  + f"; {len(result['unchanged'])} unchanged"
+                  + (f"; index {result['build']['build_id']}" if result["build"] else ""), highlight=False, soft_wrap=True)
 
     run(go)
 

@@ -850,11 +850,12 @@ def _front_matter(fields: dict[str, Any]) -> str:
 
 
 def prepare(raw: bytes, name: str | None, overrides: Overrides | None = None, *, patterns: list[str] | None = None,
-            max_bytes: int = 20_000_000) -> Prepared:
+            max_bytes: int = 20_000_000, added: str | None = None) -> Prepared:
     """One file's bytes -> the document to store; raises IngestError (one sentence) when it cannot be used.
 
     ``name`` is the file's name as given (None or '-' for standard input); ``patterns`` the
-    loader's boilerplate patterns (used to parse the result back exactly as the index will)."""
+    loader's boilerplate patterns (used to parse the result back exactly as the index will);
+    ``added`` keeps the date a re-extracted document was first added."""
     o = overrides or Overrides()
     shown = name if name and name != "-" else "standard input"
     if len(raw) > max_bytes:
@@ -926,9 +927,13 @@ def prepare(raw: bytes, name: str | None, overrides: Overrides | None = None, *,
     check_id(doc_id, "the document id")
     original_name = f"{ORIGINALS_DIR}/{doc_id}{KIND_SUFFIX[kind]}"
     provenance.update({"original": original_name, "sha256": sha,
-                       "added": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                       "added": added or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
     if name and name != "-":
         provenance["file"] = Path(name).name
+    given = {k: v for k, v in (("title", o.title), ("source", o.source), ("published", o.published), ("url", o.url),
+                               ("language", o.language)) if v is not None}
+    if given:  # what the person adding it said, re-applied when the extraction is redone
+        provenance["given"] = given
     fields = {"title": title, "source": source, "language": language, "published": published, "url": url,
               "boilerplate": EXTRACTED if kind == "html" else None, "ingest": provenance}
     markdown = _front_matter(fields) + body.rstrip("\n") + "\n"
@@ -1018,22 +1023,26 @@ def existing_documents(directory: Path, patterns: list[str]) -> list[Document]:
     return docs
 
 
-def check_new(prepared: list[Prepared], directory: Path, patterns: list[str]) -> None:
+def check_new(prepared: list[Prepared], directory: Path, patterns: list[str], *, replace: bool = False) -> None:
     """Duplicates: the same id, the same canonical URL or the same text as a document already in
-    the folder (or earlier in the same batch)."""
+    the folder (or earlier in the same batch). With ``replace``, a document with the same id is
+    the one being replaced, not a duplicate."""
     docs = existing_documents(directory, patterns)
+    if replace:
+        replaced = {p.doc_id for p in prepared}
+        docs = [d for d in docs if d.doc_id not in replaced]
     ids = {d.doc_id: Path(d.path).name for d in docs}
     urls = {d.url: d.doc_id for d in docs if d.url}
     texts = {_text_key(d.text): d.doc_id for d in docs}
     for p in prepared:
         where = p.name
         for name in (f"{p.doc_id}{s}" for s in DOCUMENT_SUFFIXES):
-            if (directory / name).exists() and p.doc_id not in ids:
+            if (directory / name).exists() and p.doc_id not in ids and not replace:
                 ids[p.doc_id] = name
         if p.doc_id in ids:
             raise IngestError(where, f"would be document '{p.doc_id}', which already exists ({ids[p.doc_id]}); "
                                      f"choose another id (--id) or delete it first", "duplicate")
-        if p.original_name and (directory / p.original_name).exists():
+        if p.original_name and (directory / p.original_name).exists() and not replace:
             raise IngestError(where, f"would overwrite {p.original_name}; choose another id (--id)", "duplicate")
         if p.document.url and p.document.url in urls:
             raise IngestError(where, f"is already in the corpus as '{urls[p.document.url]}' (same URL {p.document.url})", "duplicate")
@@ -1134,11 +1143,15 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
     return files, skipped
 
 
-def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool = False, max_bytes: int | None = None) -> dict:
+def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool = False, max_bytes: int | None = None,
+                  replace: bool = False) -> dict:
     """Prepare, check and store every input, rebuild the index (embedding only the new
     documents) and switch the assistant to it. All or nothing: on any error nothing is left
     written and the previous index keeps serving. With ``skip_invalid`` the files that cannot be
     used are listed instead, and the others are added.
+
+    With ``replace``, a document with the same id is replaced (its old .md and original are
+    restored if anything fails).
 
     Returns {"added": [metadata...], "skipped": [message...], "build": build summary}."""
     settings = assistant.settings
@@ -1153,7 +1166,7 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
             try:
                 p = prepare(item.raw, item.name, item.overrides, patterns=patterns,
                             max_bytes=settings.max_upload_bytes if max_bytes is None else max_bytes)
-                check_new([*prepared, p], directory, patterns)
+                check_new([*prepared, p], directory, patterns, replace=replace)
             except (IngestError, InvalidInputError) as exc:
                 if not skip_invalid:
                     raise
@@ -1163,14 +1176,21 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
         if not prepared:
             raise IngestError(inputs[0].name or "the input", "nothing could be added: " + "; ".join(skipped), "invalid")
         created: list[Path] = []
+        moved: list[tuple[Path, Path]] = []
         try:
+            if replace:
+                for p in prepared:
+                    moved += _move_aside(_files_of(directory, p.doc_id, patterns))
             for p in prepared:
                 created += write_prepared(p, directory)
             summary = assistant.build()
         except BaseException:
             _unlink_all(created)
+            _restore(moved)
             _remove_if_empty(directory / ORIGINALS_DIR)
             raise
+        for aside, _ in moved:
+            aside.unlink(missing_ok=True)
     index = getattr(assistant, "index", None)
     chunks = Counter(c.doc_id for c in index.chunks) if index is not None else Counter()
     added = [{**p.metadata(), "chunks": chunks.get(p.doc_id, 0), "notes": p.notes} for p in prepared]
@@ -1188,6 +1208,90 @@ def _find(directory: Path, doc_id: str, patterns: list[str]) -> tuple[Path, Docu
     raise IngestError(doc_id, "no such document; `summit ask` and GET /api/documents list the ids", "not_found")
 
 
+def _files_of(directory: Path, doc_id: str, patterns: list[str]) -> list[Path]:
+    """A document's .md and its originals; [] when there is no such document."""
+    try:
+        md, _ = _find(directory, doc_id, patterns)
+    except IngestError:
+        return []
+    return [md] + sorted((directory / ORIGINALS_DIR).glob(f"{glob_escape(md.stem)}.*"))
+
+
+def _move_aside(files: list[Path]) -> list[tuple[Path, Path]]:
+    """Rename files to hidden names (which the loader and the staleness check ignore)."""
+    moved = []
+    try:
+        for path in files:
+            aside = path.parent / f".deleted-{uuid.uuid4().hex[:8]}-{path.name}"
+            os.rename(path, aside)
+            moved.append((aside, path))
+    except BaseException:
+        _restore(moved)
+        raise
+    return moved
+
+
+def _restore(moved: list[tuple[Path, Path]]) -> None:
+    for aside, path in reversed(moved):
+        try:
+            os.replace(aside, path)
+        except OSError:  # pragma: no cover - nothing better to do while rolling back
+            log.warning("could not restore %s from %s", path, aside)
+
+
+def front_matter(path: Path) -> dict:
+    """The YAML front matter of a stored document ({} when unreadable)."""
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+        if not content.startswith("---"):
+            return {}
+        meta = yaml.safe_load(content.split("\n---", 1)[0].removeprefix("---"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def reextract(assistant: Builder, doc_ids: list[str] | None = None) -> dict:
+    """Redo the extraction of documents from their kept originals (after an extractor upgrade or a
+    change of these rules), re-applying what was given when they were added. Only documents whose
+    text or metadata come out different are rewritten; then one rebuild.
+
+    Returns {"changed": [ids], "unchanged": [ids], "skipped": [message...], "build": summary or None}."""
+    settings = assistant.settings
+    directory = Path(settings.documents_dir)
+    patterns = settings.boilerplate_patterns
+    wanted = [check_id(d, "document id") for d in doc_ids or []]
+    if not wanted:
+        wanted = [d.doc_id for d in existing_documents(directory, patterns)]
+    inputs, unchanged, skipped = [], [], []
+    for doc_id in wanted:
+        md, _ = _find(directory, doc_id, patterns)
+        info = front_matter(md).get("ingest")
+        original = directory / str(info.get("original") or "") if isinstance(info, dict) else None
+        if not isinstance(info, dict) or not info.get("original"):
+            skipped.append(f"{doc_id}: written by hand (no original kept); nothing to redo")
+            continue
+        if original is None or not original.is_file() or not original.resolve().is_relative_to(directory.resolve()):
+            skipped.append(f"{doc_id}: its original {info.get('original')} is missing")
+            continue
+        given = info.get("given") if isinstance(info.get("given"), dict) else {}
+        overrides = Overrides(doc_id=doc_id, **{k: str(v) for k, v in given.items() if k in ("title", "source", "published", "url", "language")})
+        raw = original.read_bytes()
+        given_name = Path(str(info.get("file") or "")).name
+        name = given_name if _suffix(given_name) == original.suffix.lower() else f"{doc_id}{original.suffix}"
+        p = prepare(raw, name, overrides, patterns=patterns, max_bytes=max(settings.max_upload_bytes, len(raw)),
+                    added=str(info.get("added")) if info.get("added") else None)
+        if p.markdown == md.read_text(encoding="utf-8"):
+            unchanged.append(doc_id)
+            continue
+        inputs.append(Input(raw, name, overrides))
+    if not inputs:
+        return {"changed": [], "unchanged": unchanged, "skipped": skipped, "build": None}
+    result = add_documents(assistant, inputs, replace=True, max_bytes=max(settings.max_upload_bytes, *(len(i.raw) for i in inputs)))
+    return {"changed": [d["doc_id"] for d in result["added"]], "unchanged": unchanged, "skipped": skipped,
+            "build": result["build"]}
+
+
 def delete_document(assistant: Builder, doc_id: str) -> dict:
     """Remove a document and its original, rebuild and switch; restore both if the build fails
     (e.g. it was the last document). Returns {"deleted": id, "files": [...], "build": summary}."""
@@ -1196,20 +1300,15 @@ def delete_document(assistant: Builder, doc_id: str) -> dict:
     directory = Path(settings.documents_dir)
     with documents_lock(directory):
         md, _ = _find(directory, doc_id, settings.boilerplate_patterns)
-        files = [md] + sorted((directory / ORIGINALS_DIR).glob(f"{glob_escape(md.stem)}.*"))
+        files = _files_of(directory, doc_id, settings.boilerplate_patterns)
         others = [p for p in directory.iterdir() if p.suffix.lower() in DOCUMENT_SUFFIXES and p != md and not p.name.startswith(".")]
         if not others:
             raise IngestError(doc_id, "is the only document; add another one before deleting it", "invalid")
-        moved: list[tuple[Path, Path]] = []
+        moved = _move_aside(files)  # hidden names: the loader and the staleness check ignore them
         try:
-            for path in files:  # hidden names: the loader and the staleness check ignore them
-                aside = path.parent / f".deleted-{uuid.uuid4().hex[:8]}-{path.name}"
-                os.rename(path, aside)
-                moved.append((aside, path))
             summary = assistant.build()
         except BaseException:
-            for aside, path in reversed(moved):
-                os.rename(aside, path)
+            _restore(moved)
             raise
         for aside, _ in moved:
             aside.unlink(missing_ok=True)

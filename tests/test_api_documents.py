@@ -365,3 +365,15 @@ def test_suggestions_follow_the_index(own_assistant: Assistant) -> None:
         assert [q["question"] for q in after["questions"]] == configured
         assert client.delete("/api/documents/en-wire", headers=AUTH).status_code == 200
         assert [q["question"] for q in client.get("/api/suggestions").json()["questions"]] == configured[:1]
+
+
+def test_replace_with_a_corrected_version(admin_client: TestClient, own_assistant: Assistant) -> None:
+    assert upload(admin_client, fixture("en-wire.html"), "en-wire.html").status_code == 201
+    corrected = fixture("en-wire.html").replace(b"backed by 58 countries", b"backed by 61 countries")
+    assert_json_error(upload(admin_client, corrected, "en-wire.html"), 409, "already exists")
+    assert_json_error(upload(admin_client, corrected, "en-wire.html", replace="maybe"), 422, "replace")
+    r = upload(admin_client, corrected, "en-wire.html", replace="true")
+    assert r.status_code == 201 and r.json()["doc_id"] == "en-wire"
+    answer = admin_client.post("/api/ask", json={"question": "How many countries backed the statement?"}).json()
+    assert "61 countries" in answer["citations"][0]["passage"]
+    assert admin_client.get("/api/health").json()["documents"] == 3

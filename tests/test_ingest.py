@@ -499,3 +499,54 @@ def test_dates_urls_and_languages_are_normalised_or_dropped():
     assert ingest.normalize_url("/a/b", base="https://x.example/c") == "https://x.example/a/b"
     assert ingest.normalize_language("fr_FR") == "fr" and ingest.normalize_language({"name": "English"}) == "en"
     assert json.dumps(ingest.strip_site_name("Le Monde - Un titre - avec tiret", "Le Monde")) == '"Un titre - avec tiret"'
+
+
+# ---- replacing and re-extracting ---------------------------------------------------------------
+
+
+def test_replace_swaps_in_a_corrected_version(corpus):
+    assistant, _ = corpus
+    docs = assistant.settings.documents_dir
+    ingest.add_documents(assistant, [ingest.Input(fixture("en-wire.html"), "en-wire.html")])
+    corrected = fixture("en-wire.html").replace(b"backed by 58 countries", b"backed by 61 countries")
+    with pytest.raises(IngestError, match="already exists"):
+        ingest.add_documents(assistant, [ingest.Input(corrected, "en-wire.html")])
+    result = ingest.add_documents(assistant, [ingest.Input(corrected, "en-wire.html")], replace=True)
+    assert result["added"][0]["doc_id"] == "en-wire"
+    assert "61 countries" in assistant.index.documents["en-wire"]["text"]
+    assert "58 countries" not in assistant.index.documents["en-wire"]["text"]
+    assert (docs / "originals" / "en-wire.html").read_bytes() == corrected
+    assert not any(name.startswith(".") for name in files(docs))
+
+
+def test_a_failed_replace_restores_the_previous_version(corpus, monkeypatch):
+    assistant, _ = corpus
+    docs = assistant.settings.documents_dir
+    ingest.add_documents(assistant, [ingest.Input(fixture("en-wire.html"), "en-wire.html")])
+    before = {f: (docs / f).read_bytes() for f in files(docs) if (docs / f).is_file()}
+    monkeypatch.setattr(assistant, "build", lambda **kw: (_ for _ in ()).throw(DocumentError("x", "simulated")))
+    with pytest.raises(DocumentError):
+        ingest.add_documents(assistant, [ingest.Input(fixture("en-wire.html").replace(b"58", b"61"), "en-wire.html")], replace=True)
+    assert {f: (docs / f).read_bytes() for f in files(docs) if (docs / f).is_file()} == before
+
+
+def test_reextract_redoes_the_extraction_from_the_original(corpus):
+    assistant, _ = corpus
+    docs = assistant.settings.documents_dir
+    pdf = make_pdf(PRESS_KIT, lang="fr")
+    ingest.add_documents(assistant, [ingest.Input(fixture("gov-release.html"), "gov.html"),
+                                     ingest.Input(pdf, "kit.pdf", ingest.Overrides(source="Élysée", title="Dossier de presse"))])
+    assert ingest.reextract(assistant)["changed"] == []  # nothing changed: nothing rewritten, no rebuild
+    good = (docs / "gov.md").read_text(encoding="utf-8")
+    (docs / "gov.md").write_text(good.replace("Inria", "Inria\nVoir aussi Prime de Noël 2024"), encoding="utf-8")  # an older, worse extraction
+    (docs / "kit.md").write_text((docs / "kit.md").read_text(encoding="utf-8") + "Page 9 / 9\n", encoding="utf-8")
+    assistant.build()
+    result = ingest.reextract(assistant)
+    assert sorted(result["changed"]) == ["gov", "kit"] and result["skipped"] == ["a: written by hand (no original kept); nothing to redo",
+                                                                                "b: written by hand (no original kept); nothing to redo"]
+    assert (docs / "gov.md").read_text(encoding="utf-8") == good  # same text, same metadata, same date added
+    kit = assistant.index.documents["kit"]
+    assert (kit["source"], kit["title"]) == ("Élysée", "Dossier de presse")  # what was given at add time is re-applied
+    assert "Page 9" not in kit["text"] and "Prime de Noël" not in assistant.index.documents["gov"]["text"]
+    with pytest.raises(IngestError, match="no such document"):
+        ingest.reextract(assistant, ["nope"])
