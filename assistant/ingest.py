@@ -525,14 +525,16 @@ class _Page:
         return prose >= 150 and prose >= 0.4 * max(self.body_words, 1)
 
 
-def strip_chrome(tree) -> list[str]:
+def strip_chrome(tree, template: set[str] | None = None) -> list[str]:
     """Remove the page's chrome from an lxml HTML tree in place; return the removed texts.
 
     Only structural signals: element types (nav, footer, aside, form, dialog, ...), ARIA roles,
     hidden elements, class/id names of chrome concepts, the block around a form or a row of
-    buttons, blocks made mostly of links (plus the short label just before such a block), and
-    short blocks that occur more than once on the page. An element holding the headline or most
-    of the page's prose is never removed by the name or form rules."""
+    buttons, blocks made mostly of links (plus the short label just before such a block), short
+    blocks that occur more than once on the page, everything outside the container of the
+    headline and the prose, and ``template``: blocks (see :func:`template_blocks`) that other
+    pages of the same site also carry. An element holding the headline or most of the page's
+    prose is never removed by the name or form rules."""
     removed: list[str] = []
     for el in list(tree.iter("script", "style", "noscript", "template")):
         parent = el.getparent()
@@ -595,7 +597,8 @@ def strip_chrome(tree) -> list[str]:
             continue
         links = [a for a in el.iter("a") if _words(a.text_content() or "")]
         density = _link_words(el) / words
-        if (len(links) >= 2 and density >= 0.6) or (len(links) == 1 and density >= 0.9 and words <= 12):
+        # a lone link that is most of a short block: "Lire aussi : <a>headline</a>", a button-like link
+        if (len(links) >= 2 and density >= 0.6) or (len(links) == 1 and density >= 0.7 and words <= 30):
             if page.holds_main_text(el):
                 continue
             label = _label_before(el)
@@ -611,7 +614,93 @@ def strip_chrome(tree) -> list[str]:
         key = textmod.fold(_text(el))
         if counts[key] >= 2 and 3 <= len(_words(key)) <= 30 and alive(el):
             _remove(el, removed)
+
+    # 5. blocks the site's other pages carry too (its template), when they are not prose
+    if template:
+        for el in _leaf_blocks(tree):
+            if alive(el) and _block_key(el) in template and _templatable(el) and not page.holds_main_text(el):
+                _remove(el, removed)
+
+    # 6. everything outside the smallest element holding the headline and the article's prose
+    node = _content_container(tree)
+    while node is not None and node.tag != "body" and node.getparent() is not None:
+        parent = node.getparent()
+        for sibling in list(parent):
+            if sibling is not node and isinstance(sibling.tag, str):
+                _remove(sibling, removed)
+        node = parent
     return removed
+
+
+def _prose(el) -> int:
+    """Words of running text in a paragraph: not link text, only when most of it is not links."""
+    words = len(_words(_text(el)))
+    links = _link_words(el)
+    return words - links if words >= 20 and links <= 0.3 * words else 0
+
+
+def _content_container(tree):
+    """The lowest common ancestor of the headline and the paragraphs holding most of the prose,
+    or None when the page gives no such signal (no prose paragraphs, or it is the whole body)."""
+    paragraphs = [(p, _prose(p)) for p in tree.iter("p")]
+    paragraphs = [(p, n) for p, n in paragraphs if n]
+    if not paragraphs:
+        return None
+    total = sum(n for _, n in paragraphs)
+    paragraphs.sort(key=lambda x: -x[1])
+    chosen, acc = [], 0
+    for p, n in paragraphs:  # the biggest paragraphs that together make 80% of the prose
+        chosen.append(p)
+        acc += n
+        if acc >= 0.8 * total:
+            break
+    h1 = next(tree.iter("h1"), None)
+    if h1 is not None:
+        chosen.append(h1)
+    common = None
+    for el in chosen:
+        path = [el, *el.iterancestors()]
+        if common is None:
+            common = path
+        else:
+            ids = {id(x) for x in path}
+            common = [x for x in common if id(x) in ids]
+    node = common[0] if common else None
+    if node is None or node.tag in ("html", "body"):
+        return None
+    return node
+
+
+def _leaf_blocks(tree) -> list:
+    return [el for el in tree.iter("p", "li", "div", "span", "h2", "h3", "h4", "h5", "h6", "td")
+            if not any(isinstance(c.tag, str) and c.tag in _CONTAINERS for c in el)]
+
+
+def _block_key(el) -> str:
+    """A block's text, case- and accent-folded, numbers made alike ("3 articles" ~ "4 articles")."""
+    return re.sub(r"\d+", "#", " ".join(textmod.fold(_text(el)).split()))
+
+
+def _templatable(el) -> bool:
+    """Short, and not a paragraph of prose: a block with a link, or a block that is not a <p>."""
+    n = len(_words(_text(el)))
+    return 3 <= n <= 60 and (el.tag != "p" or next(el.iter("a"), None) is not None)
+
+
+def template_blocks(pages: list[bytes]) -> set[str]:
+    """The keys of the blocks seen on other pages of the same site (see strip_chrome step 5)."""
+    import lxml.html
+
+    keys: set[str] = set()
+    for raw in pages:
+        try:
+            tree = lxml.html.document_fromstring(re.sub(r"^\s*<\?xml[^>]*>", "", _decode_html(raw, "peer")))
+        except Exception:  # a peer that no longer parses teaches nothing
+            continue
+        for el in list(tree.iter("script", "style", "noscript", "template")):
+            el.getparent().remove(el)
+        keys.update(_block_key(el) for el in _leaf_blocks(tree) if _templatable(el))
+    return keys
 
 
 def _attached(el, tree) -> bool:
@@ -664,8 +753,10 @@ def _decode_html(raw: bytes, name: str) -> str:
     return _decode_text(raw, name)[0]
 
 
-def extract_html(raw: bytes, name: str) -> tuple[str, dict[str, str | None], list[str]]:
-    """(main text, page metadata, removed chrome) of an HTML page."""
+def extract_html(raw: bytes, name: str, peers: Any = None) -> tuple[str, dict[str, str | None], list[str]]:
+    """(main text, page metadata, removed chrome) of an HTML page. ``peers(host, source)``, when
+    given, returns other pages (bytes) of the same site: blocks they share with this page are the
+    site's template."""
     import lxml.html
     import trafilatura
 
@@ -676,7 +767,11 @@ def extract_html(raw: bytes, name: str) -> tuple[str, dict[str, str | None], lis
     except Exception as exc:  # lxml's ParserError, ValueError on odd input
         raise IngestError(name, f"is not readable HTML ({type(exc).__name__}: {exc})".rstrip(), "invalid") from None
     metadata = html_metadata(tree)
-    removed = strip_chrome(tree)
+    template = None
+    if peers is not None:
+        host = urlsplit(metadata["url"]).netloc if metadata.get("url") else None
+        template = template_blocks(peers(host, metadata.get("source")))
+    removed = strip_chrome(tree, template)
     standfirst = _standfirst(tree)
     text = trafilatura.extract(tree, include_comments=False, include_tables=True, include_images=False,
                                include_links=False, favor_precision=False, output_format="txt", deduplicate=False,
@@ -850,12 +945,13 @@ def _front_matter(fields: dict[str, Any]) -> str:
 
 
 def prepare(raw: bytes, name: str | None, overrides: Overrides | None = None, *, patterns: list[str] | None = None,
-            max_bytes: int = 20_000_000, added: str | None = None) -> Prepared:
+            max_bytes: int = 20_000_000, added: str | None = None, peers: Any = None) -> Prepared:
     """One file's bytes -> the document to store; raises IngestError (one sentence) when it cannot be used.
 
     ``name`` is the file's name as given (None or '-' for standard input); ``patterns`` the
     loader's boilerplate patterns (used to parse the result back exactly as the index will);
-    ``added`` keeps the date a re-extracted document was first added."""
+    ``added`` keeps the date a re-extracted document was first added; ``peers`` gives other pages
+    of the same site (see :func:`site_peers`)."""
     o = overrides or Overrides()
     shown = name if name and name != "-" else "standard input"
     if len(raw) > max_bytes:
@@ -880,7 +976,7 @@ def prepare(raw: bytes, name: str | None, overrides: Overrides | None = None, *,
     if kind == "markdown":
         return _prepare_markdown(raw, shown, name, o, patterns or [], sha)
     if kind == "html":
-        body, found, removed = extract_html(raw, shown)
+        body, found, removed = extract_html(raw, shown, peers)
         import trafilatura
 
         provenance["extractor"] = f"trafilatura {trafilatura.__version__}"
@@ -1102,6 +1198,7 @@ class Input:
     raw: bytes
     name: str | None
     overrides: Overrides = field(default_factory=Overrides)
+    added: str | None = None  # kept when an extraction is redone
 
 
 def read_input(path: str, max_bytes: int, stdin: Any = None) -> Input:
@@ -1143,6 +1240,37 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
     return files, skipped
 
 
+MAX_PEERS = 10
+
+
+def site_peers(directory: Path, patterns: list[str], exclude: set[str] | None = None):
+    """peers(host, source) -> the kept HTML originals of up to MAX_PEERS other documents of the
+    same site (same URL host, or else the same source name), most recently added first."""
+    docs = [d for d in existing_documents(directory, patterns) if d.doc_id not in (exclude or set())]
+
+    def peers(host: str | None, source: str | None) -> list[bytes]:
+        same = [d for d in docs if (host and d.url and urlsplit(d.url).netloc == host)
+                or (not host and source and textmod.fold(d.source) == textmod.fold(source))]
+        found = []
+        for d in same:
+            info = front_matter(Path(d.path)).get("ingest")
+            if not isinstance(info, dict) or info.get("format") != "html" or not info.get("original"):
+                continue
+            original = directory / str(info["original"])
+            if original.is_file() and original.resolve().is_relative_to(directory.resolve()):
+                found.append((str(info.get("added") or ""), original))
+        found.sort(reverse=True)
+        out = []
+        for _, original in found[:MAX_PEERS]:
+            try:
+                out.append(original.read_bytes())
+            except OSError:
+                continue
+        return out
+
+    return peers
+
+
 def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool = False, max_bytes: int | None = None,
                   replace: bool = False) -> dict:
     """Prepare, check and store every input, rebuild the index (embedding only the new
@@ -1164,8 +1292,10 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
         skipped: list[str] = []
         for item in inputs:
             try:
+                exclude = {item.overrides.doc_id} if replace and item.overrides.doc_id else None
                 p = prepare(item.raw, item.name, item.overrides, patterns=patterns,
-                            max_bytes=settings.max_upload_bytes if max_bytes is None else max_bytes)
+                            max_bytes=settings.max_upload_bytes if max_bytes is None else max_bytes,
+                            peers=site_peers(directory, patterns, exclude), added=item.added)
                 check_new([*prepared, p], directory, patterns, replace=replace)
             except (IngestError, InvalidInputError) as exc:
                 if not skip_invalid:
@@ -1280,11 +1410,11 @@ def reextract(assistant: Builder, doc_ids: list[str] | None = None) -> dict:
         given_name = Path(str(info.get("file") or "")).name
         name = given_name if _suffix(given_name) == original.suffix.lower() else f"{doc_id}{original.suffix}"
         p = prepare(raw, name, overrides, patterns=patterns, max_bytes=max(settings.max_upload_bytes, len(raw)),
-                    added=str(info.get("added")) if info.get("added") else None)
+                    added=str(info.get("added")) if info.get("added") else None, peers=site_peers(directory, patterns, {doc_id}))
         if p.markdown == md.read_text(encoding="utf-8"):
             unchanged.append(doc_id)
             continue
-        inputs.append(Input(raw, name, overrides))
+        inputs.append(Input(raw, name, overrides, str(info.get("added")) if info.get("added") else None))
     if not inputs:
         return {"changed": [], "unchanged": unchanged, "skipped": skipped, "build": None}
     result = add_documents(assistant, inputs, replace=True, max_bytes=max(settings.max_upload_bytes, *(len(i.raw) for i in inputs)))

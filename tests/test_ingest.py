@@ -550,3 +550,44 @@ def test_reextract_redoes_the_extraction_from_the_original(corpus):
     assert "Page 9" not in kit["text"] and "Prime de Noël" not in assistant.index.documents["gov"]["text"]
     with pytest.raises(IngestError, match="no such document"):
         ingest.reextract(assistant, ["nope"])
+
+
+# ---- a layout the rules were not written for: a site's template is learnt from its other pages ---
+
+
+def test_an_unseen_layout_and_its_site_template(corpus):
+    """Two pages of one regional site whose markup names nothing in English (id="bas",
+    class="bloc-abo", "rgpd-popup"), with inline "Lire aussi" links, comments and a sidebar.
+    The first page alone loses all of it but the paywall prompt, which nothing in its markup
+    tells apart from a paragraph; the second page of the same site drops it as part of the
+    site's template, and `reextract` then drops it from the first page too."""
+    assistant, _ = corpus
+    first = fixture("fr-regional-1.html")
+    second = fixture("fr-regional-2.html")
+    chrome_lines = ["Lire aussi", "camion se renverse", "Stade rennais", "commentaire", "Bravo à elles", "Les plus partagés",
+                    "Loto", "10 rue du Port", "Tous droits réservés", "traceurs", "J'accepte", "Faits divers"]
+    ingest.add_documents(assistant, [ingest.Input(first, "regional-1.html")])
+    one = assistant.index.documents["regional-1"]
+    assert (one["title"], one["source"], one["published"]) == (
+        "Intelligence artificielle : une start-up rennaise au sommet de Paris", "Ouest Régions", "2025-02-08")
+    assert "40 millions de mots" in one["text"] and "La jeune pousse Kerlab" in one["text"]
+    assert [s for s in chrome_lines if s in one["text"]] == []
+    assert "articles gratuits" in one["text"]  # the one block only other pages of the site reveal
+    ingest.add_documents(assistant, [ingest.Input(second, "regional-2.html")])
+    two = assistant.index.documents["regional-2"]
+    assert "12 000 photographies" in two["text"] and "4 500 euros" in two["text"]
+    assert [s for s in chrome_lines + ["articles gratuits", "Ouessant"] if s in two["text"]] == []
+    assert ingest.reextract(assistant, ["regional-1"])["changed"] == ["regional-1"]
+    assert "articles gratuits" not in assistant.index.documents["regional-1"]["text"]
+    assert "40 millions de mots" in assistant.index.documents["regional-1"]["text"]
+
+
+def test_a_sentence_shared_by_two_articles_of_a_site_is_kept():
+    """The site template is made of short blocks with a link or outside paragraphs, never prose."""
+    shared = "La déclaration finale du sommet doit être présentée mardi 11 février au Grand Palais."
+    page = lambda body: f"""<html lang="fr"><head><title>T</title><meta property="og:site_name" content="S"></head><body>
+        <article><h1>Titre</h1><p>{body} Un paragraphe propre à cet article, avec assez de mots pour être de la prose.</p>
+        <p>{shared}</p></article></body></html>""".encode()  # noqa: E731
+    peer = page("Le premier article parle des invités du sommet et de leur arrivée à Paris.")
+    p = ingest.prepare(page("Le second article parle du programme des tables rondes."), "b.html", peers=lambda host, source: [peer])
+    assert shared in p.document.text
