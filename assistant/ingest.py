@@ -640,20 +640,12 @@ def _prose(el) -> int:
 
 
 def _content_container(tree):
-    """The lowest common ancestor of the headline and the paragraphs holding most of the prose,
-    or None when the page gives no such signal (no prose paragraphs, or it is the whole body)."""
-    paragraphs = [(p, _prose(p)) for p in tree.iter("p")]
-    paragraphs = [(p, n) for p, n in paragraphs if n]
-    if not paragraphs:
+    """The lowest common ancestor of the headline and every paragraph of prose (20 words or more,
+    few links), never a paragraph itself; None when the page gives no such signal (no prose, or
+    the ancestor is the whole body, e.g. when a teaser with a long blurb survived)."""
+    chosen = [p for p in tree.iter("p") if _prose(p)]
+    if not chosen:
         return None
-    total = sum(n for _, n in paragraphs)
-    paragraphs.sort(key=lambda x: -x[1])
-    chosen, acc = [], 0
-    for p, n in paragraphs:  # the biggest paragraphs that together make 80% of the prose
-        chosen.append(p)
-        acc += n
-        if acc >= 0.8 * total:
-            break
     h1 = next(tree.iter("h1"), None)
     if h1 is not None:
         chosen.append(h1)
@@ -666,6 +658,8 @@ def _content_container(tree):
             ids = {id(x) for x in path}
             common = [x for x in common if id(x) in ids]
     node = common[0] if common else None
+    if node is not None and node.tag in ("p", "h1"):
+        node = node.getparent()
     if node is None or node.tag in ("html", "body"):
         return None
     return node
