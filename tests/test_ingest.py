@@ -594,9 +594,9 @@ def test_a_sentence_shared_by_two_articles_of_a_site_is_kept():
 
 
 def test_short_paragraphs_beside_the_prose_are_kept():
-    page = b"""<html lang="fr"><head><title>T</title><meta property="og:site_name" content="S"></head><body>
+    page = """<html lang="fr"><head><title>T</title><meta property="og:site_name" content="S"></head><body>
     <div class="menu"><a href="/">Accueil</a> <a href="/a">Rubrique</a></div>
     <div><p>Un seul long paragraphe de prose suffit ici pour reconnaitre le conteneur de l'article et ses voisins directs.</p>
     <p>Une phrase courte.</p><p>Une autre phrase courte, datée du 10 février.</p></div></body></html>"""
-    text = ingest.prepare(page, "p.html", patterns=PATTERNS).document.text
+    text = ingest.prepare(page.encode(), "p.html", patterns=PATTERNS).document.text
     assert "Une phrase courte." in text and "datée du 10 février" in text and "Rubrique" not in text
