@@ -175,3 +175,36 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory, pristine_corpus: Path
 
 
 # ================================================================================================
+# Chromium for the browser tests (test_browser.py, test_browser_evidence.py): one Playwright
+# instance per session, since its sync API allows only one at a time. Skips when Chromium is
+# missing, except under CI=true where it fails.
+# ================================================================================================
+
+import os  # noqa: E402
+
+CHROMIUM = os.environ.get("SUMMIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def _browser_unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        _browser_unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# ================================================================================================

@@ -20,7 +20,7 @@ from assistant.service import Assistant
 from .conftest import ADMIN_TOKEN
 from .pdfmaker import make_pdf
 from .test_api import assert_json_error
-from .test_ingest import LAYOUTS, chrome, fixture, page_text
+from .test_ingest import LAYOUTS, chrome, fixture
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import ADMIN_TOKEN
 from .test_api_documents import HOSTILE_PAGE, HOSTILE_QUESTION, HOSTILE_SOURCE, HOSTILE_TITLE
-from .test_browser import ARTIFACTS, Page, browser  # noqa: F401 - the browser fixture is shared
+from .test_browser import Page
 from .test_ingest import fixture
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def hostile(uploaded: LiveServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_page(browser: Any, uploaded: LiveServer) -> Iterator[Any]:  # noqa: F811
+def make_page(browser: Any, uploaded: LiveServer) -> Iterator[Any]:
     contexts: list[Any] = []
     pages: list[Page] = []
 

@@ -212,7 +212,7 @@ var head = h('div', { c: 'head' }, [
 ]);
 
 // Suggested questions come from the server (only those its index answers), in the UI language.
-var suggested = [];
+var suggested = [], suggestLoaded = false;
 var suggest = h('div', { c: 'suggest', t: 'suggestions', role: 'group', hidden: true });
 A(suggest, 'aria-label', 'suggestions');
 function renderSuggestions() {
@@ -553,6 +553,7 @@ function open() {
   if (!root.isConnected) return;
   root.hidden = false;
   isOpen = true;
+  if (!suggestLoaded) { suggestLoaded = true; loadSuggestions(); } // on first open only: no request for a closed widget
   panel.hidden = false;
   root.classList.add('summit-is-open');
   launcher.setAttribute('aria-expanded', 'true');
@@ -583,7 +584,6 @@ panel.lang = lang;
 // ---- mount
 function mount() {
   document.body.appendChild(root);
-  loadSuggestions();
   var link = null;
   document.querySelectorAll('link[rel~="stylesheet"]').forEach(function (l) { if (l.href === CSS) link = l; });
   function show() { root.hidden = false; }
