@@ -1113,11 +1113,12 @@ def existing_documents(directory: Path, patterns: list[str]) -> list[Document]:
     return docs
 
 
-def check_new(prepared: list[Prepared], directory: Path, patterns: list[str], *, replace: bool = False) -> None:
+def check_new(prepared: list[Prepared], directory: Path, patterns: list[str], *, replace: bool = False,
+              existing: list[Document] | None = None) -> None:
     """Duplicates: the same id, the same canonical URL or the same text as a document already in
-    the folder (or earlier in the same batch). With ``replace``, a document with the same id is
-    the one being replaced, not a duplicate."""
-    docs = existing_documents(directory, patterns)
+    the folder (``existing``, read from it when not given) or earlier in the same batch. With
+    ``replace``, a document with the same id is the one being replaced, not a duplicate."""
+    docs = existing_documents(directory, patterns) if existing is None else existing
     if replace:
         replaced = {p.doc_id for p in prepared}
         docs = [d for d in docs if d.doc_id not in replaced]
@@ -1237,10 +1238,11 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
 MAX_PEERS = 10
 
 
-def site_peers(directory: Path, patterns: list[str], exclude: set[str] | None = None):
+def site_peers(directory: Path, patterns: list[str], exclude: set[str] | None = None, existing: list[Document] | None = None):
     """peers(host, source) -> the kept HTML originals of up to MAX_PEERS other documents of the
     same site (same URL host, or else the same source name), most recently added first."""
-    docs = [d for d in existing_documents(directory, patterns) if d.doc_id not in (exclude or set())]
+    docs = existing_documents(directory, patterns) if existing is None else existing
+    docs = [d for d in docs if d.doc_id not in (exclude or set())]
 
     def peers(host: str | None, source: str | None) -> list[bytes]:
         same = [d for d in docs if (host and d.url and urlsplit(d.url).netloc == host)
@@ -1284,13 +1286,14 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
     with documents_lock(directory):
         prepared: list[Prepared] = []
         skipped: list[str] = []
+        existing = existing_documents(directory, patterns)  # read once for the whole batch
         for item in inputs:
             try:
                 exclude = {item.overrides.doc_id} if replace and item.overrides.doc_id else None
                 p = prepare(item.raw, item.name, item.overrides, patterns=patterns,
                             max_bytes=settings.max_upload_bytes if max_bytes is None else max_bytes,
-                            peers=site_peers(directory, patterns, exclude), added=item.added)
-                check_new([*prepared, p], directory, patterns, replace=replace)
+                            peers=site_peers(directory, patterns, exclude, existing), added=item.added)
+                check_new([*prepared, p], directory, patterns, replace=replace, existing=existing)
             except (IngestError, InvalidInputError) as exc:
                 if not skip_invalid:
                     raise
@@ -1385,8 +1388,9 @@ def reextract(assistant: Builder, doc_ids: list[str] | None = None) -> dict:
     directory = Path(settings.documents_dir)
     patterns = settings.boilerplate_patterns
     wanted = [check_id(d, "document id") for d in doc_ids or []]
+    existing = existing_documents(directory, patterns)
     if not wanted:
-        wanted = [d.doc_id for d in existing_documents(directory, patterns)]
+        wanted = [d.doc_id for d in existing]
     inputs, unchanged, skipped = [], [], []
     for doc_id in wanted:
         md, _ = _find(directory, doc_id, patterns)
@@ -1404,7 +1408,7 @@ def reextract(assistant: Builder, doc_ids: list[str] | None = None) -> dict:
         given_name = Path(str(info.get("file") or "")).name
         name = given_name if _suffix(given_name) == original.suffix.lower() else f"{doc_id}{original.suffix}"
         p = prepare(raw, name, overrides, patterns=patterns, max_bytes=max(settings.max_upload_bytes, len(raw)),
-                    added=str(info.get("added")) if info.get("added") else None, peers=site_peers(directory, patterns, {doc_id}))
+                    added=str(info.get("added")) if info.get("added") else None, peers=site_peers(directory, patterns, {doc_id}, existing))
         if p.markdown == md.read_text(encoding="utf-8"):
             unchanged.append(doc_id)
             continue
