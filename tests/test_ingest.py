@@ -600,3 +600,33 @@ def test_short_paragraphs_beside_the_prose_are_kept():
     <p>Une phrase courte.</p><p>Une autre phrase courte, datée du 10 février.</p></div></body></html>"""
     text = ingest.prepare(page.encode(), "p.html", patterns=PATTERNS).document.text
     assert "Une phrase courte." in text and "datée du 10 février" in text and "Rubrique" not in text
+
+
+_TAGS = ["p", "div", "a", "nav", "footer", "header", "h1", "ul", "li", "script", "form", "button", "article", "aside", "table", "td", "span"]
+_ATTRS = ["", ' class="paywall"', ' role="dialog"', " hidden", ' class="related"', ' href="/x"', ' lang="fr"']
+
+
+def test_any_input_is_a_document_or_one_refusal():
+    """Random markup, bytes and truncated PDFs: prepare() returns a document or raises one of its
+    two named errors (an API upload must never reach the 500 handler)."""
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    leaf = st.sampled_from(["Le sommet de Paris réunit des chefs d'État à Paris. ", "<!-- c -->", "&amp;", "&#0;", "\x00", "é",
+                            "<![CDATA[x]]>", "mots " * 30, "<?pi x?>"])
+    html = st.recursive(leaf, lambda inner: st.tuples(st.sampled_from(_TAGS), st.sampled_from(_ATTRS), st.lists(inner, max_size=4), st.booleans())
+                        .map(lambda t: f"<{t[0]}{t[1]}>" + "".join(t[2]) + (f"</{t[0]}>" if t[3] else "")), max_leaves=25)
+    pdf = st.tuples(st.lists(st.lists(st.sampled_from(["Texte du sommet", "", "Page 1", "x" * 120]), max_size=5), max_size=3),
+                    st.floats(0, 1)).map(lambda t: make_pdf(t[0])[: max(1, int(len(make_pdf(t[0])) * (0.5 + t[1] / 2)))])
+    raw_input = st.one_of(html.map(lambda h: ("<html>" + h + "</html>").encode("utf-8", "surrogatepass")), st.binary(max_size=400), pdf)
+
+    @given(raw=raw_input, name=st.sampled_from(["a.html", "b.txt", "c.pdf", None, "-", "d.md"]))
+    @hsettings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def run(raw: bytes, name: str | None) -> None:
+        try:
+            p = ingest.prepare(raw, name, ingest.Overrides(source="S"), patterns=PATTERNS)
+        except (IngestError, InvalidInputError) as exc:
+            assert "\n" not in str(exc)
+        else:
+            assert p.document.text.strip() and p.markdown.startswith("---\n")
+
+    run()
