@@ -27,6 +27,13 @@ YES_NO = {"fr": ("Oui", "Non"), "en": ("Yes", "No")}
 # usually holds one.
 _CAUSAL = re.compile(r"\b(?:car|parce qu|parce que|puisque|afin d|afin que|pour que|pour\s+\w+er\b|en raison d|à cause d|grâce à|faute d|"
                      r"because|since|so that|in order to|due to|owing to|as a result|to\s+\w+)\b", re.I)
+# What a single-signal mode does not compute (see Answerer._neutral).
+_DENSE_FEATURES = frozenset({"cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1", "sent_rank",
+                             "domain0", "domain1"})
+_LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
+                               "ent_doc", "ent_min", "key_min", "unmatched"})
+CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
+LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
 CANDIDATE_CHUNKS = 12  # passages whose sentences are scored
 ENTITY_MATCH = 0.5  # a question name counts as found at this match strength
 ANCHOR_MIN_STRENGTH = 0.35  # a sentence word is where a question word matched at this strength
@@ -112,6 +119,14 @@ class Answerer:
         self._doc_terms: dict[str, frozenset[str]] = {}
 
     # ---- per-sentence tables ----------------------------------------------------------------
+    def warm_up(self, max_sentences: int = 100_000) -> None:
+        """Find every sentence's typed spans now for a small corpus (about 1 ms a sentence), so a
+        first question does not pay for them; a large corpus fills the table on demand."""
+        n = self.store.counts()["sentences"]
+        if n <= max_sentences:
+            for sid in range(n):
+                self.sentence_spans(sid)
+
     def sentence_spans(self, sid: int) -> list[spans.Span]:
         got = self._candidates.get(sid)
         if got is None:
@@ -151,6 +166,48 @@ class Answerer:
             if positions:
                 return positions
         return []
+
+    def word_positions(self, query, sid: int) -> dict[int, list[int]]:
+        """Where each of the question's own words matches in the sentence: word index -> offsets."""
+        sets = query.cache.get("word_sets")
+        if sets is None:
+            sets = []
+            for i, w in enumerate(query.words):
+                if not w.own:
+                    continue
+                rows = frozenset(np.flatnonzero(w.sims >= 0.45 + 0.45 * ANCHOR_MIN_STRENGTH).tolist()) if w.sims is not None else frozenset()
+                sets.append((i, frozenset(w.terms), rows))
+            query.cache["word_sets"] = sets
+        text = self.store.sentence_text(sid)
+        lang = (self.store.document(self.store.sentence(sid).doc_id) or {}).get("language", "fr")
+        vocab_row = self.retriever.vocab_rows()
+        out: dict[int, list[int]] = {}
+        for m in re.finditer(r"[\w’'-]+", text):
+            tok = m.group().lower()
+            row, st = vocab_row.get(tok, -1), textmod.stem(tok, lang)
+            for i, terms, rows in sets:
+                if st in terms or row in rows:
+                    out.setdefault(i, []).append(m.start())
+        return out
+
+    def local_coverage(self, query, sid: int, span: spans.Span) -> float:
+        """Share of the question's own meaning matched close to the answer span, in its clause: an
+        answer is bound to what was asked ("58 pays ont signé" for how many countries signed) and
+        a near-miss is not ("how many African countries": "africaine" is elsewhere)."""
+        text = self.store.sentence_text(sid)
+        pos = self.word_positions(query, sid)
+        total = got = 0.0
+        for i, w in enumerate(query.words):
+            if not w.own:
+                continue
+            total += w.importance
+            for p in pos.get(i, ()):
+                if span.start - LOCAL_WINDOW <= p <= span.end + LOCAL_WINDOW:
+                    a, b = sorted((p, span.start if p < span.start else span.end))
+                    if not spans._CLAUSE_BREAK.search(text[a:b]) or span.start <= p < span.end:
+                        got += w.importance
+                        break
+        return got / total if total else 0.0
 
     # ---- scoring ----------------------------------------------------------------------------
     def score(self, retrieved: Retrieved) -> list[ScoredSentence]:
@@ -250,6 +307,8 @@ class Answerer:
             f["unmatched"] = unmatched_share(query.words, m_key)
             f["ent_min"] = min((float(m_key[i]) for i in own_entities), default=1.0)
             f["type_bound"] = 1.0 if (choice is not None and choice.fit >= 1.0 and choice.distance <= spans.SURE_DISTANCE) else 0.0
+            f["_matches"] = m_key
+            f["local_cov"] = self.local_coverage(query, sid, choice.span) if (choice is not None and not choice.referent) else 0.0
             rows.append((sid, best_chunk, rec.doc_id, f, choice))
         top_cos = [max(r[3]["cos0"] for r in rows), max(r[3]["cos1"] for r in rows)]
         top_cov = max(r[3]["cov"] for r in rows)
@@ -259,6 +318,8 @@ class Answerer:
             f["cos1_rel"] = f["cos1"] - top_cos[1]
             f["cov_rel"] = f["cov"] - top_cov
             x = np.array([f[k] for k in SENTENCE_FEATURES], dtype=float)
+            if mode != "hybrid":
+                x = self._neutral(x, mode, self.weights.sentence)
             out.append(ScoredSentence(sid, chunk, doc_id, f, x, choice))
         X = np.stack([s.x for s in out])
         logits = self.weights.sentence.logit(X)
@@ -295,6 +356,23 @@ class Answerer:
             total += sum(idfs) / len(idfs) / max_idf
         got = query.cache[key] = min(total, 3.0)
         return got
+
+    def domain(self, query) -> tuple[float, float]:
+        """The question's own cosine with the corpus centroid, per encoder (the second repeats the
+        first when there is one encoder)."""
+        vals = [float(query.own_vectors[e] @ self.retriever.centroid(e)) for e in range(min(2, self.store.n_encoders))]
+        return (vals[0], vals[-1])
+
+    @staticmethod
+    def _neutral(x: np.ndarray, mode: str, model) -> np.ndarray:
+        """A single-signal mode (dense or lexical) lacks some features: they take the value the
+        model was fitted around (its mean), so they count for nothing either way."""
+        missing = _DENSE_FEATURES if mode == "lexical" else _LEXICAL_FEATURES
+        x = x.copy()
+        for i, name in enumerate(model.features):
+            if name in missing:
+                x[i] = model.mean[i]
+        return x
 
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)
@@ -334,16 +412,24 @@ class Answerer:
         return out
 
     def resolve_conflict(self, scored: list[ScoredSentence], asked: str | None) -> list[ScoredSentence]:
-        """Sources that disagree: when another document's sentence nearly as likely to answer gives
-        a different value of the asked type, answer from the newest document (by ``published``)
-        and cite both, newest first."""
-        if not scored or asked not in spans.NUMERIC_TYPES + ("place",) or scored[0].choice is None:
+        """Sources that disagree: when another document's sentence, nearly as likely to answer,
+        gives a different value of the asked type (or, for a yes/no question, the opposite
+        polarity), answer from the newest document (by ``published``) and cite both, newest
+        first. How close "nearly" is (a logit margin) is fitted on the dev split."""
+        if not scored:
             return scored
         best = scored[0]
-        margin = float(self.weights.settings.get("conflict_margin", 1.0))
-        value = textmod.fold(best.span or "")
-        rivals = [s for s in scored[1:6] if s.choice is not None and s.doc_id != best.doc_id and best.logit - s.logit <= margin
-                  and textmod.fold(s.span or "") != value and s.choice.fit >= 1.0]
+        margin = float(self.weights.settings.get("conflict_margin", CONFLICT_MARGIN))
+        if asked == "yesno":
+            polarity = lambda s: bool(_NEGATION.search(self.store.sentence_text(s.sid)))  # noqa: E731
+            rivals = [s for s in scored[1:6] if s.doc_id != best.doc_id and best.logit - s.logit <= margin
+                      and polarity(s) != polarity(best)]
+        elif asked in spans.NUMERIC_TYPES + ("place",) and best.choice is not None:
+            value = textmod.fold(best.span or "")
+            rivals = [s for s in scored[1:6] if s.choice is not None and s.doc_id != best.doc_id and best.logit - s.logit <= margin
+                      and textmod.fold(s.span or "") != value and s.choice.fit >= 1.0]
+        else:
+            return scored
         if not rivals:
             return scored
         docs = {s.doc_id: _published(self.store.document(s.doc_id)) for s in [best, *rivals]}
@@ -365,7 +451,9 @@ class Answerer:
         scored = self.resolve_conflict(scored, asked)
         best = scored[0]
         second = scored[1] if len(scored) > 1 else None
-        x = abstention.features(query, best, second, asked not in (None, "yesno"))
+        x = abstention.features(query, best, second, asked not in (None, "yesno"), self.domain(query))
+        if retrieved.mode != "hybrid":
+            x = self._neutral(x, retrieved.mode, self.weights.abstain)
         confidence = float(self.weights.abstain.proba(x[None, :])[0])
         if confidence < self.threshold:
             return Answer(query.text, lang, False, NOT_FOUND[lang], confidence=confidence, asked_type=asked)

@@ -435,7 +435,7 @@ def fit(
     splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
     corpus: Path = typer.Option(EVAL_CORPUS, "--corpus", help="Test texts indexed next to documents/ for fitting."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
-    max_false_rate: float = typer.Option(0.02, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
+    max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
@@ -507,7 +507,8 @@ def bench(
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
-    questions: Path = typer.Option(Path("eval/corpus/questions/seed-gold.jsonl"), "--questions", help="Gold question file (JSONL) to ask."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Question file (JSONL) to ask [default: the test split of eval/splits.json]."),
+    corpus: Optional[Path] = typer.Option(EVAL_CORPUS, "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
     sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
@@ -526,7 +527,8 @@ def bench(
             scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen),
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
-        settings = make_settings(documents, index, model)
+        use_corpus = corpus if corpus and str(corpus) else None
+        settings = _eval_settings(documents, index if index is not None else (EVAL_INDEX if use_corpus else None), model, use_corpus)
         t0 = _time.perf_counter()
         result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))
         out.print(benchmod.summary_table(result))

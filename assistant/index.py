@@ -46,7 +46,7 @@ from .settings import Settings
 
 log = logging.getLogger("summit.index")
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FILES = ("table.json", "chunks.faiss", "sentences.faiss", "lexical.npz")  # the primary encoder's; more per extra encoder
 BM25_K1, BM25_B = 1.2, 0.75
 
@@ -339,14 +339,26 @@ def role_types(documents: list[Document], sentences: list[SentenceRecord]) -> di
 
 
 def vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
-    """(surface word, term) pairs worth translating a question word into: content words of the
-    corpus, lower case, no numbers."""
+    """(word, term) pairs worth translating a question word into: content words of the corpus,
+    lower case, no numbers."""
+    return [(w, t) for w, t, _ in vocabulary_forms(documents)]
+
+
+def vocabulary_forms(documents: list[Document]) -> list[tuple[str, str, str]]:
+    """(lower-case word, term, the form written most often) for every vocabulary word. Word
+    vectors are taken of the written form: a multilingual encoder matches "Corée" with "Korea"
+    (0.90) far better than "corée" with "korea" (0.31)."""
     seen: dict[str, str] = {}
+    forms: dict[str, Counter] = {}
     for doc in documents:
-        for w in textmod.content_words(doc.text):
-            if w not in seen and len(w) > 2 and not any(ch.isdigit() for ch in w):
+        for surface in textmod.words(doc.text):
+            w = surface.lower()
+            if len(w) <= 2 or any(ch.isdigit() for ch in w) or w in textmod.STOPWORDS or textmod.fold(w) in textmod.STOPWORDS:
+                continue
+            if w not in seen:
                 seen[w] = textmod.stem(w, doc.language)
-    return sorted(seen.items())
+            forms.setdefault(w, Counter())[surface] += 1
+    return sorted((w, t, forms[w].most_common(1)[0][0]) for w, t in seen.items())
 
 
 @dataclass
@@ -501,7 +513,9 @@ def build_index(
                 sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
             step("annotating", i + 1, len(to_annotate))
 
-    vocab_pairs = vocabulary(documents)
+    vocab_forms = vocabulary_forms(documents)
+    vocab_pairs = [(w, t) for w, t, _ in vocab_forms]
+    written = {w: form for w, _, form in vocab_forms}
     new_words = [w for w, _ in vocab_pairs if w not in old_words]
     batch = 64
     total = len(to_embed) * n_enc + len(new_words)
@@ -517,7 +531,7 @@ def build_index(
     word_vecs = dict(old_words)
     for i in range(0, len(new_words), 256):
         part = new_words[i : i + 256]
-        word_vecs.update(zip(part, encoders.primary.encode(part, query=True)))
+        word_vecs.update(zip(part, encoders.primary.encode([written[w] for w in part], query=True)))
         done += len(part)
         step("embedding", done, total)
     dim0 = encoders.primary.dimension

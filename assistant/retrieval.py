@@ -27,11 +27,13 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 RRF_K = 60
 # A question word is translated to corpus words at least this similar (word vectors).
 TRANSLATION_MIN_SIM = 0.55
+NAME_TRANSLATION_MIN_SIM = 0.75
 ROLE_MIN_COUNT, ROLE_MIN_SHARE = 2.0, 0.6  # a noun types a which-question when it clearly introduces one kind
 DICTIONARY_STRENGTH = 0.8  # a FreeDict translation counts this much (`summit fit` settings may change it)
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
 WARM_UP_MAX_SENTENCES = 100_000
+CENTROID_SAMPLE = 50_000
 # Rare words say more about what a question asks than common ones.
 IDF_POWER = 1.5
 PREFIX_BONUS = 0.15
@@ -127,6 +129,25 @@ class Retriever:
         self._cache_lock = threading.Lock()
         self._category_vectors: dict[str, np.ndarray] = {}
         self.dictionary_strength = DICTIONARY_STRENGTH
+        self._centroids: dict[int, np.ndarray] = {}
+
+    def centroid(self, encoder: int) -> np.ndarray:
+        """The corpus's mean sentence direction for an encoder: how typical of these articles a
+        question is (an off-topic question points elsewhere). A store may provide it; else it is
+        the mean of (at most CENTROID_SAMPLE) stored sentence vectors."""
+        got = self._centroids.get(encoder)
+        if got is None:
+            provided = getattr(self.store, "centroid", None)
+            if provided is not None:
+                got = np.asarray(provided(encoder), dtype=np.float32)
+            else:
+                n = self.store.counts()["sentences"]
+                ids = range(n) if n <= CENTROID_SAMPLE else np.random.default_rng(0).choice(n, CENTROID_SAMPLE, replace=False)
+                vecs = self.store.vectors(encoder, "sentence", ids)
+                got = vecs.mean(axis=0) if len(vecs) else np.zeros(vecs.shape[1], np.float32)
+            got = got / max(float(np.linalg.norm(got)), 1e-9)
+            self._centroids[encoder] = got
+        return got
 
     def warm_up(self) -> None:
         """Precompute per-sentence tables for a small corpus, so the first questions are as fast
@@ -143,6 +164,8 @@ class Retriever:
             if counts["chunks"]:
                 self.store.vectors(e, "chunk", [0])
         self._vocab_by_prefix()
+        for e in range(self.store.n_encoders):
+            self.centroid(e)
 
     # ---- query analysis ----------------------------------------------------------------
     def analyze(self, question: str, context: list[tuple[str, float]] = (), language: str | None = None,
@@ -161,12 +184,17 @@ class Retriever:
                 if w not in seen:
                     seen.add(w)
                     items.append((w, ctx_weight))
-        # Question and context sentences with every encoder; words with the primary one.
+        # Question and context sentences with every encoder; words with the primary one, as
+        # written (a name's capital matters to a multilingual encoder).
+        written: dict[str, str] = {}
+        for text in [question_for_words] + [c for c, _ in context]:
+            for surface in textmod.words(text):
+                written.setdefault(surface.lower(), surface)
         texts = [question] + [c for c, _ in context]
         vectors, own_vectors = [], []
         word_vecs = None
         for e in range(store.n_encoders):
-            extra = [w for w, _ in items] if e == 0 else []
+            extra = [written.get(w, w) for w, _ in items] if e == 0 else []
             vecs = self.embed(e, texts + extra)
             q = vecs[0].copy()
             for (_, ctx_weight), v in zip(context, vecs[1 : 1 + len(context)]):
@@ -195,18 +223,20 @@ class Retriever:
                 if store.term_idf(t) is not None:
                     terms[t] = 1.0
             is_name = weight >= 1.0 and word in entities
-            if not is_name:
-                # A dictionary translation (FreeDict), then the nearest corpus words (word vectors).
+            # A name found as written needs no translation; one that is not ("Korea" for "Corée")
+            # takes only a dictionary entry or a close word vector, never a loose one.
+            if not (is_name and terms):
                 for tr in lexicon.translations(word, language):
                     for part in textmod.content_words(tr):
                         t = textmod.stem(part, other)
                         if store.term_idf(t) is not None:
                             terms[t] = max(terms.get(t, 0.0), self.dictionary_strength)
                 if row.size:
+                    floor = NAME_TRANSLATION_MIN_SIM if is_name else TRANSLATION_MIN_SIM
                     top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]
                     for j in top:
                         sim = float(row[j])
-                        if sim >= TRANSLATION_MIN_SIM:
+                        if sim >= floor:
                             t = store.term_of(int(j))
                             terms[t] = max(terms.get(t, 0.0), translation_strength(sim))
             if terms:

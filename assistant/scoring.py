@@ -22,7 +22,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1",
     "cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov",
     "ent", "ent_doc", "ent_min", "key_min", "unmatched",
-    "type_fit", "type_missing", "type_bound", "why_marker",
+    "type_fit", "type_missing", "type_bound", "local_cov", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
     "anaphor", "source", "foreign", "prev_foreign",
 )

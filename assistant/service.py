@@ -147,6 +147,7 @@ class Assistant:
         retriever = Retriever(index, self.embedder)
         retriever.warm_up()
         answerer = Answerer(retriever, min_confidence=self.settings.min_confidence)
+        answerer.warm_up()
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer
 
