@@ -76,6 +76,8 @@ class Answer:
     span_type: str | None = None
     sentence: str | None = None
     asked_type: str | None = None
+    sid: int | None = None  # the answering sentence (for the next question of a conversation)
+    doc_id: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -298,6 +300,10 @@ class Answerer:
                 "anaphor": 1.0 if rec.anaphor else 0.0,
                 "source": 1.0 if rec.doc_id in query.sources else 0.0,
             }
+            same_doc = query.previous_doc is not None and rec.doc_id == query.previous_doc
+            f["prev_doc"] = 1.0 if same_doc else 0.0
+            f["prev_near"] = (1.0 / (1.0 + abs(self._position(sid) - self._position(query.previous_sid)))
+                              if same_doc and query.previous_sid is not None else 0.0)
             f["foreign"] = self.foreign_entities(query, sid, asked)
             f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0
             # key terms, for abstention: how the question's own words fare in this sentence and
@@ -373,6 +379,11 @@ class Answerer:
             if name in missing:
                 x[i] = model.mean[i]
         return x
+
+    def _position(self, sid: int) -> int:
+        """A sentence's place in its document (ids are opaque: ask the store when it knows)."""
+        pos = getattr(self.store, "sentence_position", None)
+        return pos(sid) if pos is not None else sid
 
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)
@@ -465,4 +476,5 @@ class Answerer:
             sure = spans.confident(best.choice, sentence, self.sentence_spans(best.sid), asked)
             text = best.span if sure else sentence
         return Answer(query.text, lang, True, text, self.citations(scored, k), confidence=confidence,
-                      span_type=asked if text != sentence else None, sentence=sentence, asked_type=asked)
+                      span_type=asked if text != sentence else None, sentence=sentence, asked_type=asked,
+                      sid=best.sid, doc_id=best.doc_id)

@@ -60,7 +60,7 @@ def trace(assistant, q: ev.Question, mode: str = "hybrid", k: int = 5) -> Trace:
     turn = assistant._resolve(retriever, answerer, q.question, q.history)
     from . import conversation
 
-    query = conversation.inherit_type(retriever.analyze(turn.question, turn.context, history=q.history), turn)
+    query = conversation.attach(retriever.analyze(turn.question, turn.context, history=q.history), turn)
     retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
     scored = answerer.score(retrieved)
     answer = answerer.answer(retrieved, k=k)

@@ -78,6 +78,8 @@ class Query:
     sources: frozenset[str] = frozenset()  # documents whose publisher the question names
     forms: frozenset[str] = frozenset()  # folded words of the question and its conversation
     own_vectors: list[np.ndarray] = field(default_factory=list)  # the question alone, per encoder
+    previous_sid: int | None = None  # the sentence that answered the previous question (follow-ups)
+    previous_doc: str | None = None
     cache: dict = field(default_factory=dict)
 
     @property

@@ -24,7 +24,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "ent", "ent_doc", "ent_min", "key_min", "unmatched",
     "type_fit", "type_missing", "type_bound", "local_cov", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
-    "anaphor", "source", "foreign", "prev_foreign",
+    "anaphor", "source", "foreign", "prev_foreign", "prev_doc", "prev_near",
 )
 
 

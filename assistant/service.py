@@ -177,7 +177,7 @@ class Assistant:
 
     def _answer_with(self, retriever, answerer, turn: conversation.Turn, history: list[str], *, k: int, mode: str) -> Answer:
         query = retriever.analyze(turn.question, turn.context, history=history)
-        query = conversation.inherit_type(query, turn)
+        query = conversation.attach(query, turn)
         retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
         return answerer.answer(retrieved, k=k)
 
