@@ -437,37 +437,54 @@ def fit(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
     max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
     documents: Optional[Path] = DocumentsOpt,
-    index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
 ):
-    """Fit the sentence scorer and the abstention model on the dev split; write their weights."""
+    """Fit the sentence scorer and the abstention model on the dev split; write their weights.
+
+    The dev questions are asked against three corpora, so that the models hold however many
+    articles, in whichever languages, are indexed: documents/ alone (the seed questions),
+    documents/ with every test text, and documents/ with the French test texts only."""
 
     def go():
+        import shutil
+
         from . import evaluation as ev
         from . import fitting
+        from .documents import load_documents
+        from .embedding import EncoderSet
         from .scoring import WEIGHTS_FILE, save_weights
+        from .service import Assistant
 
         qs = ev.load_question_files(ev.split_files(splits_file, "dev"))
-        settings = _eval_settings(documents, index if index is not None else EVAL_INDEX, model, corpus)
-        assistant = load_assistant(settings)
+        base = _eval_settings(documents, EVAL_INDEX, model, corpus)
+        encoders = EncoderSet.from_settings(base).load()
+        french = Path("eval/out/corpus-fr")
+        shutil.rmtree(french, ignore_errors=True)
+        french.mkdir(parents=True)
+        tests, _ = load_documents(corpus, base.boilerplate_patterns)
+        for d in tests:
+            if d.language == "fr":
+                shutil.copy2(d.path, french / Path(d.path).name)
+        variants = [
+            ("all articles", base, None),
+            ("documents/ only", base.model_copy(update={"extra_documents_dirs": [], "index_dir": Path("eval/out/index-seed")}), []),
+            ("French articles", base.model_copy(update={"extra_documents_dirs": [french], "index_dir": Path("eval/out/index-fr")}),
+             [d.doc_id for d in tests if d.language == "fr"]),
+        ]
+        runs = []
         with progress_bar() as update:
-            weights, summary = fitting.fit(assistant, qs, max_false_rate=max_false_rate, progress=update)
+            for name, settings, docs in variants:
+                assistant = Assistant(settings, embedder=encoders).load(progress=update)
+                texts = [assistant.index.document(d["doc_id"])["text"] for d in assistant.index.document_list()]
+                keep = qs if docs is None else [q for q in qs if q.doc is None or q.doc in docs]
+                runs.append((assistant, fitting.for_corpus(keep, texts)))
+                err.print(f"{name}: {assistant.index.counts()['documents']} articles, {len(runs[-1][1])} dev questions", highlight=False)
+            weights, summary = fitting.fit(runs, max_false_rate=max_false_rate, progress=update)
         path = save_weights(weights, out_file or WEIGHTS_FILE)
         out.print(json.dumps(summary, indent=1), highlight=False)
         out.print(f"wrote {path}", highlight=False)
 
     run(go)
-
-
-def _export_feedback(path: Path) -> None:
-    from .feedback import export_questions
-
-    lines, summary = export_questions(path)
-    for line in lines:
-        print(line)
-    bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
-    err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
-              f"(fill their answers/evidence before using the file){bad}", highlight=False)
 
 
 @app.command("export-beir")
