@@ -215,6 +215,14 @@ def fit(runs, questions: list[ev.Question] | None = None, *, mode: str = "hybrid
         weights.settings.update(tune_settings(runs, weights, progress=progress))
         install()
         model, p, ya = fit_abstention("abstention, after tuning")
+    # Structural refusal: a question most of whose meaning the corpus does not know at all cannot
+    # be answered, whatever its conversation brings; the bound sits above every answerable dev
+    # question (abstention.refuses_outright).
+    j = abstention.ABSTAIN_FEATURES.index("weak")
+    Xa, _ = abstain_rows(run_all("refusal bound"))
+    answerable_weak = [x[j] for x, yy in zip(Xa, ya) if yy == 1]
+    weights.settings["refuse_weak"] = round(min(0.95, max(answerable_weak, default=0.7) + 0.05), 4)
+    install()
     abstained = p < model.threshold
     report = {
         "settings": {k: v for k, v in weights.settings.items()},
