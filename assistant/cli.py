@@ -430,6 +430,17 @@ def eval(  # noqa: A001 - the command is `summit eval`
     run(go)
 
 
+def _export_feedback(path: Path) -> None:
+    from .feedback import export_questions
+
+    lines, summary = export_questions(path)
+    for line in lines:
+        print(line)
+    bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
+    err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
+              f"(fill their answers/evidence before using the file){bad}", highlight=False)
+
+
 @app.command("fit")
 def fit(
     splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
@@ -525,7 +536,7 @@ def bench(
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
     questions: Optional[Path] = typer.Option(None, "--questions", help="Question file (JSONL) to ask [default: the test split of eval/splits.json]."),
-    corpus: Optional[Path] = typer.Option(EVAL_CORPUS, "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
+    corpus: str = typer.Option(str(EVAL_CORPUS), "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
     sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
@@ -544,7 +555,7 @@ def bench(
             scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen),
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
-        use_corpus = corpus if corpus and str(corpus) else None
+        use_corpus = Path(corpus) if corpus.strip() else None
         settings = _eval_settings(documents, index if index is not None else (EVAL_INDEX if use_corpus else None), model, use_corpus)
         t0 = _time.perf_counter()
         result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))
