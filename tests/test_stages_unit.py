@@ -239,7 +239,7 @@ def test_abstention_features_see_unknown_names_and_words():
     assert f["ent_unknown_share"] == pytest.approx(9 / 15) and f["weak"] == pytest.approx(9 / 15)
     assert f["min_key"] == 0.2 and (f["domain0"], f["domain1"]) == (0.3, 0.8)
     assert abstention.names_unknown(Q(words))
-    assert abstention.refuses_outright(x, {"refuse_weak": 0.9}) and not abstention.refuses_outright(x * 0, {"refuse_weak": 0.9})
+    assert abstention.refuses_outright(x, {"refuse_weak": 0.5}) and not abstention.refuses_outright(x, {"refuse_weak": 0.9})
 
 
 # ---- follow-ups -------------------------------------------------------------------------------------
