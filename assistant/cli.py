@@ -448,6 +448,7 @@ def fit(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
     max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
     documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
 ):
     """Fit the sentence scorer and the abstention model on the dev split; write their weights.
@@ -467,9 +468,9 @@ def fit(
         from .service import Assistant
 
         qs = ev.load_question_files(ev.split_files(splits_file, "dev"))
-        base = _eval_settings(documents, EVAL_INDEX, model, corpus)
+        base = _eval_settings(documents, index if index is not None else EVAL_INDEX, model, corpus)
         encoders = EncoderSet.from_settings(base).load()
-        french = Path("eval/out/corpus-fr")
+        french = Path(f"{base.index_dir}-corpus-fr")
         shutil.rmtree(french, ignore_errors=True)
         french.mkdir(parents=True)
         tests, _ = load_documents(corpus, base.boilerplate_patterns)
@@ -478,8 +479,8 @@ def fit(
                 shutil.copy2(d.path, french / Path(d.path).name)
         variants = [
             ("all articles", base, None),
-            ("documents/ only", base.model_copy(update={"extra_documents_dirs": [], "index_dir": Path("eval/out/index-seed")}), []),
-            ("French articles", base.model_copy(update={"extra_documents_dirs": [french], "index_dir": Path("eval/out/index-fr")}),
+            ("documents/ only", base.model_copy(update={"extra_documents_dirs": [], "index_dir": Path(f"{base.index_dir}-seed")}), []),
+            ("French articles", base.model_copy(update={"extra_documents_dirs": [french], "index_dir": Path(f"{base.index_dir}-fr")}),
              [d.doc_id for d in tests if d.language == "fr"]),
         ]
         runs = []

@@ -637,3 +637,10 @@ def test_eval_command_end_to_end_with_a_stub_assistant(tmp_path, monkeypatch):
     assert "| metric | hybrid | dense | lexical |" in (out / "r.md").read_text(encoding="utf-8")
     assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "hit@1" in result.output and "misses" in result.output
+
+
+def test_reports_show_evidence_alternatives():
+    rows = [make_row(correct=False, evidence=["quintana coprésidera", "partagera la présidence"])]
+    rows[0]["outcome"] = ev.outcome(rows[0])
+    md = reporting.markdown_report(ev.build_report(rows))
+    assert "quintana coprésidera | partagera la présidence" in md
