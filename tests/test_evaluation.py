@@ -643,4 +643,4 @@ def test_reports_show_evidence_alternatives():
     rows = [make_row(correct=False, evidence=["quintana coprésidera", "partagera la présidence"])]
     rows[0]["outcome"] = ev.outcome(rows[0])
     md = reporting.markdown_report(ev.build_report(rows))
-    assert "quintana coprésidera | partagera la présidence" in md
+    assert "quintana coprésidera \\| partagera la présidence" in md  # pipes escaped in the table
