@@ -78,10 +78,14 @@ def _first_match(question: str) -> tuple[str, int] | None:
 
 
 def is_yes_no(question: str) -> bool:
+    """An auxiliary first ("Did ...", "Have they said how much ..."), "Est-ce que ...", or a
+    French subject-verb inversion with no interrogative word before it ("La Chine a-t-elle
+    signé ?"): a yes/no question, whatever interrogative words come later in it."""
     q = question.strip()
     if _YESNO_EN.search(q):
         return True
-    if _YESNO_FR.search(q) and not _OPEN_FR.search(q.split("-")[0] if "-" in q else q):
+    m = _YESNO_FR.search(q)
+    if m and not _OPEN_FR.search(q[: m.start()]):
         return True
     return False
 
@@ -130,7 +134,7 @@ def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
     first = _first_match(q)
     head, plural = head_noun(q)
     which_pos = _WHICH.search(q).start() if head else None
-    if is_yes_no(q) and (first is None or first[0] in ("person",) and not re.match(r"\s*(?:who|qui)\b", q, re.I)):
+    if is_yes_no(q):
         return QuestionType("yesno", "yesno")
     if head is not None and (first is None or which_pos <= first[1]):
         cat = classify_head(head, similarity, corpus_type) if similarity is not None else None

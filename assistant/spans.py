@@ -45,6 +45,7 @@ DATE = re.compile(
     rf"(?:(?:du|les|le|from|on|between|entre le|entre les|since|depuis le|depuis|d[eè]s le|until|jusqu['’]au)\s)?(?:{_WEEKDAY}\s)?"
     rf"(?:{_DAYS}\s{_MONTHS}(?:\s(?:au|to|-|–)\s{_DAY}\s{_MONTHS})?|{_MONTHS}\s{_DAYS}(?!\d))(?:,?\s\d{{4}})?"
     rf"|(?:(?:en|in|depuis|since|d[eè]s|début|fin|mi-|early|late|mid-)\s?)?{_MONTHS}(?:\s(?:prochain|dernier|\d{{4}}))?(?=[\s,.;:)]|$)"
+    rf"|(?:au|à|en|in|the|at|this|last|next|ce|cet|l['’])\s?(?:printemps|été|automne|hiver|spring|summer|autumn|fall|winter)(?:\s(?:de\s|d['’])?(?:l['’]année\s)?(?:19|20)\d{{2}}|\s(?:prochain|dernier))?"
     rf"|(?:(?:en|in|d['’]ici|by|depuis|since|avant|before|après|after|à partir de|from)\s)?(?:19|20)\d{{2}}(?:\s?(?:-|–|à|to|et|and)\s?(?:19|20)?\d{{2,4}})?",
     re.I,
 )
