@@ -118,6 +118,7 @@ class Answerer:
         # A setting overrides the fitted threshold (SUMMIT_MIN_CONFIDENCE); None keeps it.
         self.threshold = self.weights.abstain.threshold if min_confidence is None else min_confidence
         self._candidates: dict[int, list[spans.Span]] = {}
+        self._names: dict[int, list] = {}
         self._doc_terms: dict[str, frozenset[str]] = {}
 
     # ---- per-sentence tables ----------------------------------------------------------------
@@ -128,6 +129,7 @@ class Answerer:
         if n <= max_sentences:
             for sid in range(n):
                 self.sentence_spans(sid)
+                self._sentence_names(sid)
 
     def sentence_spans(self, sid: int) -> list[spans.Span]:
         got = self._candidates.get(sid)
@@ -147,30 +149,33 @@ class Answerer:
     def anchors(self, query, sid: int) -> list[int]:
         """Where the question's own words match in the sentence (same stem or a translation);
         the conversation's words when the question's own do not match at all."""
+        own = sorted({p for ps in self.word_positions(query, sid).values() for p in ps})
+        if own:
+            return own
         text = self.store.sentence_text(sid)
         s = self.store.sentence(sid)
         lang = (self.store.document(s.doc_id) or {}).get("language", "fr")
         vocab_row = self.retriever.vocab_rows()
-        for own in (True, False):
-            key = ("anchor", own)
-            sets = query.cache.get(key)
-            if sets is None:
-                ws = [w for w in query.words if w.own == own]
-                terms = frozenset(t for w in ws for t in w.terms)
-                rows: set[int] = set()
-                for w in ws:
-                    if w.sims is not None:
-                        rows.update(np.flatnonzero(w.sims >= 0.45 + 0.45 * ANCHOR_MIN_STRENGTH).tolist())
-                sets = query.cache[key] = (terms, frozenset(rows))
-            terms, rows = sets
-            positions = [m.start() for m in re.finditer(r"[\w’'-]+", text)
-                         if vocab_row.get(m.group().lower(), -1) in rows or textmod.stem(m.group().lower(), lang) in terms]
-            if positions:
-                return positions
-        return []
+        sets = query.cache.get("anchor_context")
+        if sets is None:
+            ws = [w for w in query.words if not w.own]
+            terms = frozenset(t for w in ws for t in w.terms)
+            rows: set[int] = set()
+            for w in ws:
+                if w.sims is not None:
+                    rows.update(np.flatnonzero(w.sims >= 0.45 + 0.45 * ANCHOR_MIN_STRENGTH).tolist())
+            sets = query.cache["anchor_context"] = (terms, frozenset(rows))
+        terms, rows = sets
+        if not terms and not rows:
+            return []
+        return [m.start() for m in re.finditer(r"[\w’'-]+", text)
+                if vocab_row.get(m.group().lower(), -1) in rows or textmod.stem(m.group().lower(), lang) in terms]
 
     def word_positions(self, query, sid: int) -> dict[int, list[int]]:
         """Where each of the question's own words matches in the sentence: word index -> offsets."""
+        memo = query.cache.setdefault("word_positions", {})
+        if sid in memo:
+            return memo[sid]
         sets = query.cache.get("word_sets")
         if sets is None:
             sets = []
@@ -190,6 +195,7 @@ class Answerer:
             for i, terms, rows in sets:
                 if st in terms or row in rows:
                     out.setdefault(i, []).append(m.start())
+        memo[sid] = out
         return out
 
     def local_coverage(self, query, sid: int, span: spans.Span) -> float:
@@ -344,23 +350,35 @@ class Answerer:
         got = query.cache.get(key)
         if got is not None:
             return got
-        rec = self.store.sentence(sid)
-        doc = self.store.document(rec.doc_id) or {}
-        text = doc.get("text", "")
-        lang = doc.get("language", "fr")
         answer_kinds = {k for k, v in spans.COMPATIBLE.get(asked or "", {}).items() if v >= 0.5}
-        max_idf = self.store.max_idf or 1.0
         total = 0.0
-        for a, b, label in rec.entities:
-            kind = spans._ner_kind(label)
-            if kind not in ("person", "org", "place", "misc") or kind in answer_kinds:
+        for kind, folded, rarity in self._sentence_names(sid):
+            if kind in answer_kinds or any(w in query.forms for w in folded):
                 continue
-            words = [w for w in textmod.content_words(text[a:b])]
-            if not words or any(textmod.fold(w) in query.forms for w in words):
-                continue
-            idfs = [self.store.term_idf(textmod.stem(w, lang)) or max_idf for w in words]
-            total += sum(idfs) / len(idfs) / max_idf
+            total += rarity
         got = query.cache[key] = min(total, 3.0)
+        return got
+
+    def _sentence_names(self, sid: int) -> list[tuple[str, tuple[str, ...], float]]:
+        """The names of a sentence (query-independent, kept): kind, folded words, rarity (mean
+        idf of their terms over the highest idf)."""
+        got = self._names.get(sid)
+        if got is None:
+            rec = self.store.sentence(sid)
+            doc = self.store.document(rec.doc_id) or {}
+            text, lang = doc.get("text", ""), doc.get("language", "fr")
+            max_idf = self.store.max_idf or 1.0
+            got = []
+            for a, b, label in rec.entities:
+                kind = spans._ner_kind(label)
+                if kind not in ("person", "org", "place", "misc"):
+                    continue
+                words = textmod.content_words(text[a:b])
+                if not words:
+                    continue
+                idfs = [self.store.term_idf(textmod.stem(w, lang)) or max_idf for w in words]
+                got.append((kind, tuple(textmod.fold(w) for w in words), sum(idfs) / len(idfs) / max_idf))
+            self._names[sid] = got
         return got
 
     def domain(self, query) -> tuple[float, float]:
