@@ -994,6 +994,14 @@ class BuildLock:
         value = json.dumps({**self.info, "heartbeat": time.time()})
         self.conn.call("upsert", self.table, [{"key": self.KEY, "seq": 0, "value": value, "_v": [0.0, 0.0]}])
 
+    def check_free(self) -> None:
+        """Refuse now (before loading models) when another live build holds the lock."""
+        if not self.conn.call("has_collection", self.table):
+            return
+        held = self._read()
+        if held and held.get("owner") != self.owner and time.time() - float(held.get("heartbeat", 0)) < LOCK_TTL:
+            raise self._refuse(held)
+
     def _refuse(self, held: dict) -> BuildLockedError:
         return BuildLockedError(
             f"another build of this Milvus index is running (host {held.get('host')}, pid {held.get('pid')}, since "
@@ -1561,7 +1569,7 @@ class Follower:
     def __init__(self, assistant, interval: float | None = None):
         self.assistant = assistant
         self.interval = interval or assistant.settings.milvus_poll_seconds
-        self.problem: str | None = "loading the model and the index"
+        self.problem: str | None = None if assistant.index is not None else "loading the model and the index"
         self.switches = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="milvus-follower", daemon=True)
@@ -1644,6 +1652,8 @@ def load(assistant, *, rebuild: str = "stale", progress: Progress | None = None,
 def build_into(assistant, *, force: bool = False, skip_invalid: bool = False, progress: Progress | None = None) -> dict:
     """Assistant.build for the milvus store: build or update when needed, then switch to it."""
     conn = connection(assistant)
+    conn.ok()  # say that Milvus is unreachable, or another build runs, before spending seconds on the models
+    BuildLock(conn, assistant.settings.milvus_prefix).check_free()
     assistant.embedder.load()
     reason = status(conn, assistant.settings, assistant.embedder.ids)
     if reason is None and not force:
