@@ -90,8 +90,10 @@ MILVUS_FORMAT = 1
 DIED_NEVER = 2**62
 KINDS = ("chunks", "sentences", "documents", "vocab", "meta")
 ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", "asciifolding", {"type": "stemmer", "language": "french"}]}
-BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}  # = index.BM25_K1, BM25_B
-LEX_REPEAT = 4  # lexical query weights are quantised to quarters (a term repeated 1..4 times)
+BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}  # = index.BM25_K1, BM25_B (candidate generation)
+LEX_REPEAT = 8  # lexical query weights are quantised to 1/8 (a term repeated 1..8 times) for candidates
+LEXICAL_OVERFETCH = 2  # BM25 candidates fetched from Milvus per passage asked for, then scored exactly
+BM25_K1, BM25_B = 1.2, 0.75  # = index.BM25_K1, BM25_B
 VARCHAR_MAX = 65_535
 PART_BYTES = 60_000  # document text and table blobs are cut into parts of at most this many bytes
 BATCH_ROWS = 1_000  # rows per insert / get
@@ -176,9 +178,10 @@ def repeats(weight: float) -> int:
 
 def lexical_query_text(terms: dict[str, float], surface: dict[str, str] | None = None) -> str:
     """The BM25 query text for weighted index terms. Milvus scores a query token once per
-    occurrence, so a term of weight w is repeated round(4w) times (at least once): the score is
-    4x the FAISS store's, to a quarter of a weight. ``surface`` maps a term to a word to write
-    instead (raw-text mode: Milvus' analyzer then makes the term itself)."""
+    occurrence, so a term of weight w is repeated round(LEX_REPEAT * w) times (at least once):
+    Milvus ranks by the FAISS store's score to 1/LEX_REPEAT of a weight (the candidates are then
+    scored exactly, MilvusStore.lexical). ``surface`` maps a term to a word to write instead
+    (raw-text mode: Milvus' analyzer then makes the term itself)."""
     parts = []
     for term, weight in sorted(terms.items()):
         if weight <= 0:
@@ -191,6 +194,11 @@ def lexical_query_text(terms: dict[str, float], surface: dict[str, str] | None =
 
 def term_hash(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def word_id(word: str) -> int:
+    """The vocabulary collection's primary key of a word (signed 64-bit)."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def split_utf8(text: str, limit: int = PART_BYTES) -> list[str]:
@@ -295,6 +303,10 @@ class Connection:
             from pymilvus import MilvusClient
         except ImportError:  # pragma: no cover - a dependency
             raise SummitError("the milvus store needs pymilvus and milvus-lite (pip install pymilvus milvus-lite)") from None
+        # pymilvus configures its own loggers on import and logs every failed call with a
+        # traceback; the store reports failures itself, in one line.
+        for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         if self.kind == "lite":
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
             if _lite_locked(self.uri):
@@ -438,6 +450,7 @@ def create_generation(conn: Connection, settings: Settings, names: dict[str, str
     _create(conn, names["chunks"], [
         *common,
         ("chunk_key", "VARCHAR", {"max_length": 1024}),
+        ("lang", "VARCHAR", {"max_length": 16}),
         ("sentence_ids", "JSON", {}),
         ("text", "VARCHAR", {"max_length": VARCHAR_MAX}),
         ("lex", "VARCHAR", {"max_length": VARCHAR_MAX, "enable_analyzer": True, "analyzer_params": ANALYZER}),
@@ -467,7 +480,8 @@ def create_generation(conn: Connection, settings: Settings, names: dict[str, str
         ("_v", "FLOAT_VECTOR", {"dim": 2}),
     ], index=[("_v", "FLAT", "IP", None), *scalar_index])
     _create(conn, names["vocab"], [
-        ("word", "VARCHAR", {"is_primary": True, "max_length": 1024}),
+        ("id", "INT64", {"is_primary": True}),  # word_id(word): string keys break pymilvus' get ("aujourd'hui")
+        ("word", "VARCHAR", {"max_length": 1024}),
         ("term", "VARCHAR", {"max_length": 1024}),
         ("v", "FLOAT_VECTOR", {"dim": dims[0]}),
     ], index=[("v", "FLAT", "IP", None)])
@@ -624,12 +638,13 @@ class _Shared:
     word_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-CHUNK_FIELDS = ["id", "doc_id", "chunk_key", "start", "end", "sentence_ids", "text"]
+CHUNK_FIELDS = ["id", "doc_id", "chunk_key", "start", "end", "sentence_ids", "text", "lang"]
 SENTENCE_FIELDS = ["id", "doc_id", "start", "end", "prev", "next", "chunk_ids", "entities", "anaphor", "text"]
 
 
-def _chunk_record(e: dict) -> tuple[ChunkRecord, str]:
-    return ChunkRecord(e["chunk_key"], e["doc_id"], int(e["start"]), int(e["end"]), [int(s) for s in e["sentence_ids"]]), e["text"]
+def _chunk_record(e: dict) -> tuple[ChunkRecord, str, str]:
+    return (ChunkRecord(e["chunk_key"], e["doc_id"], int(e["start"]), int(e["end"]), [int(s) for s in e["sentence_ids"]]),
+            e["text"], e.get("lang") or "fr")
 
 
 def _sentence_record(e: dict) -> tuple[SentenceRecord, str, int, int]:
@@ -664,6 +679,8 @@ class MilvusStore:
         self._pending: dict[str, set[int]] = {"chunk": set(), "sentence": set()}
         self._pending_lock = threading.Lock()
         self._surface: dict[str, str] | None = None
+        self._tf = _LRU(settings.milvus_cache_rows)
+        self._avgdl = float(manifest.get("avgdl") or 1.0)
         dead = int(manifest.get("dead_rows", 0))
         self._live = f"born <= {self.seq} and died > {self.seq}" if dead else f"born <= {self.seq}"
         self._max_idf = float(terms.idf.max()) if len(terms.idf) else 1.0
@@ -877,8 +894,22 @@ class MilvusStore:
             self._surface = surface
         return self._surface
 
+    def _chunk_tf(self, cid: int) -> tuple[Counter, int]:
+        got = self._tf.get(cid)
+        if got is None:
+            rec = self._record("chunk", cid)
+            terms = textmod.terms(rec[1], rec[2])
+            got = (Counter(terms), max(len(terms), 1))
+            self._tf.put(cid, got)
+        return got
+
     def lexical(self, terms: dict[str, float], k: int, words: list[str] | None = None) -> list[tuple[int, float]]:
-        """BM25 over passages, scored by Milvus (see lexical_query_text)."""
+        """BM25 over passages: Milvus' BM25 index finds the candidates (the query repeats each
+        term in proportion to its weight, see lexical_query_text), then the top candidates are
+        scored again exactly as the FAISS store scores them (index.build_lexical: our stems, our
+        idf table, k1 1.2, b 0.75). The ranking then does not depend on Milvus' analyzer (which
+        milvus-lite does not implement: it neither folds nor stems), on its per-segment idf, or
+        on the weights' quantisation; LEXICAL_OVERFETCH says how deep the candidates go."""
         if self.manifest.get("bm25_input") == "text":
             surface = dict(self._surface_words())
             for w in words or ():
@@ -887,22 +918,41 @@ class MilvusStore:
             query = lexical_query_text(terms, surface)
         else:
             query = lexical_query_text(terms)
-        k = min(int(k), self.counts()["chunks"], 16_384)
+        n = self.counts()["chunks"]
+        k = min(int(k), n, 16_384)
         if not query or k <= 0:
             return []
-        res = self.conn.call("search", self.names["chunks"], data=[query], anns_field="sparse", limit=k, filter=self._live,
+        depth = min(n, 16_384, max(LEXICAL_OVERFETCH * k, k + 30))
+        res = self.conn.call("search", self.names["chunks"], data=[query], anns_field="sparse", limit=depth, filter=self._live,
                              output_fields=CHUNK_FIELDS, search_params={"metric_type": "BM25", "params": {}})
-        out = []
+        candidates = []
         for hit in res[0] if res else []:
-            score = abs(float(hit["distance"])) / LEX_REPEAT  # milvus-lite reports -score, Milvus +score
-            if score <= 0:
+            if abs(float(hit["distance"])) <= 0:  # milvus-lite reports -score, Milvus +score
                 continue
             entity = dict(hit.get("entity") or {})
             entity["id"] = hit["id"]
             self._remember("chunk", entity)
-            out.append((int(hit["id"]), score))
+            candidates.append(int(hit["id"]))
+        if not candidates:
+            return []
+        names = [t for t in terms if terms[t] > 0 and self._terms.get(t) is not None]
+        if not names:
+            return []
+        idf = np.array([self._terms.get(t) for t in names], dtype=np.float32)
+        w = np.array([terms[t] for t in names], dtype=np.float32)
+        tf = np.zeros((len(names), len(candidates)), dtype=np.float32)
+        lengths = np.zeros(len(candidates), dtype=np.float32)
+        for j, cid in enumerate(candidates):
+            counts, length = self._chunk_tf(cid)
+            lengths[j] = length
+            for i, t in enumerate(names):
+                tf[i, j] = counts.get(t, 0)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / self._avgdl)
+        weights = np.where(tf > 0, idf[:, None] * tf * (BM25_K1 + 1) / (tf + norm[None, :]), 0).astype(np.float32)
+        scores = w @ weights
+        out = [(cid, float(sc)) for cid, sc in zip(candidates, scores) if sc > 0]
         out.sort(key=lambda p: (-p[1], p[0]))
-        return out
+        return out[:k]
 
     # ---- lexical side tables ----
     def term_idf(self, term: str) -> float | None:
@@ -945,7 +995,7 @@ def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous:
     need = [w for w, _ in vocab_pairs if w not in known]
     vocab_coll = manifest["collections"]["vocab"]
     for i in range(0, len(need), BATCH_ROWS):
-        for row in conn.call("get", vocab_coll, ids=need[i : i + BATCH_ROWS], output_fields=["v"]):
+        for row in conn.call("get", vocab_coll, ids=[word_id(w) for w in need[i : i + BATCH_ROWS]], output_fields=["word", "v"]):
             known[row["word"]] = np.asarray(row["v"], dtype=np.float32)
     missing = [w for w, _ in vocab_pairs if w not in known]
     if missing:  # cannot happen with our builds; a word without a vector is simply not matched
@@ -1191,7 +1241,7 @@ class _Writer:
                 if len(text.encode("utf-8")) > VARCHAR_MAX or len(lex.encode("utf-8")) > VARCHAR_MAX:
                     raise DocumentError(p.doc.path, f"passage {c.chunk_id} is longer than {VARCHAR_MAX} bytes; split the text into paragraphs")
                 chunk_rows.append({"id": c0 + r, "born": self.born, "died": DIED_NEVER, "doc_id": p.doc.doc_id, "start": c.start,
-                                   "end": c.end, "chunk_key": c.chunk_id, "sentence_ids": [s0 + s for s in c.sentence_ids],
+                                   "end": c.end, "chunk_key": c.chunk_id, "lang": p.doc.language, "sentence_ids": [s0 + s for s in c.sentence_ids],
                                    "text": text, "lex": lex, **{f"v{e}": cvecs[bi][e][r] for e in range(n_enc)}})
             for r, s in enumerate(p.sentences):
                 n = notes[bi][r]
@@ -1220,7 +1270,7 @@ def _embed_words(conn: Connection, encoders: EncoderSet, vocab_coll: str, words:
     known: dict[str, list[float]] = {}
     if reuse_coll:
         for i in range(0, len(words), BATCH_ROWS):
-            for row in conn.call("get", reuse_coll, ids=[w for w, _ in words[i : i + BATCH_ROWS]], output_fields=["v"]):
+            for row in conn.call("get", reuse_coll, ids=[word_id(w) for w, _ in words[i : i + BATCH_ROWS]], output_fields=["word", "v"]):
                 known[row["word"]] = row["v"]
     fresh = [w for w, _ in words if w not in known]
     for i in range(0, len(fresh), 256):
@@ -1228,7 +1278,7 @@ def _embed_words(conn: Connection, encoders: EncoderSet, vocab_coll: str, words:
         vecs = encoders.primary.encode(part, query=True).astype(np.float16).astype(np.float32)
         known.update(zip(part, vecs))
         step("embedding words", i + len(part), len(fresh))
-    rows = [{"word": w, "term": t, "v": np.asarray(known[w], dtype=np.float32)} for w, t in words]
+    rows = [{"id": word_id(w), "word": w, "term": t, "v": np.asarray(known[w], dtype=np.float32)} for w, t in words]
     for i in range(0, len(rows), BATCH_ROWS):
         conn.call("upsert", vocab_coll, rows[i : i + BATCH_ROWS])
     return len(fresh)
@@ -1248,6 +1298,12 @@ def _corpus_tables(prepared: list[_Prepared]) -> tuple[Counter, dict[str, list]]
             else:
                 words[w] = [t, 1]
     return terms_df, words
+
+
+def _avgdl(prepared: list[_Prepared]) -> float:
+    """Mean passage length in terms, computed as index.build_lexical computes it."""
+    lengths = np.array([max(len(t), 1) for p in prepared for t in p.chunk_terms], dtype=np.float32)
+    return float(lengths.mean()) if len(lengths) else 1.0
 
 
 def _tables(terms_df: dict[str, int], words: dict[str, tuple[str, int]]) -> tuple[list[str], list[str]]:
@@ -1434,6 +1490,7 @@ def _full(conn, settings, encoders, prepared, current, fingerprint, compatible, 
             "index_type": types["chunks"],
             "index_types": types,
             "counts": {"documents": len(prepared), "chunks": n_chunks, "sentences": n_sents},
+            "avgdl": _avgdl(prepared),
             "next_ids": {"chunk": n_chunks, "sentence": n_sents},
             "blobs": {"terms": len(tblobs), "words": len(wblobs)},
             "dead_rows": 0,
@@ -1494,7 +1551,8 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
     have: set[str] = set()
     candidates = sorted({w for p, _, _ in placed for w in p.words if w in words})
     for i in range(0, len(candidates), BATCH_ROWS):
-        have.update(r["word"] for r in conn.call("get", names["vocab"], ids=candidates[i : i + BATCH_ROWS], output_fields=["word"]))
+        have.update(r["word"] for r in conn.call("get", names["vocab"], ids=[word_id(w) for w in candidates[i : i + BATCH_ROWS]],
+                                                 output_fields=["word"]))
     new_vocab = [(w, words[w][0]) for w in candidates if w not in have and words[w][0] in terms_df]
     new_words = _embed_words(conn, encoders, names["vocab"], new_vocab, None, step) if new_vocab else 0
     # Retire the replaced rows (readers at `seq` still see them until they switch).
@@ -1517,6 +1575,7 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seq": new_seq,
         "counts": counts,
+        "avgdl": _avgdl(prepared),
         "next_ids": {"chunk": c0, "sentence": s0},
         "blobs": {"terms": len(tblobs), "words": len(wblobs)},
         "dead_rows": dead_rows,

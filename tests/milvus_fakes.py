@@ -109,7 +109,7 @@ source: Gazette Exemple
 language: fr
 published: 2025-02-12
 ---
-Clara Chappaz veut attirer les chercheurs étrangers. Elle présentera un programme de bourses pour les doctorants.
+Clara Chappaz veut attirer aujourd'hui les chercheurs étrangers. Elle présentera un programme de bourses pour les doctorants.
 Les laboratoires publics recruteront trois cents ingénieurs supplémentaires d'ici deux ans.
 """,
 }
