@@ -384,6 +384,8 @@ def bench(
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds per HTTP concurrency level [20, quick 3]."),
     loadgen: str = typer.Option("auto", "--loadgen", help="auto (wrk when installed), wrk, or python."),
+    store: Optional[str] = typer.Option(None, "--store", help="milvus: compare the Milvus store with FAISS on the same corpus, "
+                                        "and its scale curve on milvus-lite (sections milvus, milvus_scale)."),
 ):
     """Measure latency, throughput, start-up, index build and the scale curve; print a table."""
 
@@ -392,9 +394,16 @@ def bench(
 
         from . import bench as benchmod
 
+        if store not in (None, "faiss", "milvus"):
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(f"--store must be faiss or milvus, got {store!r}")
+        chosen = benchmod.parse_sections(sections)
+        if store == "milvus" and sections == "all":
+            chosen = ("milvus", "milvus_scale")
         cfg = benchmod.BenchConfig.make(
-            quick, questions=questions, sections=benchmod.parse_sections(sections), scale_sizes=benchmod.parse_sizes(sizes),
-            scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen),
+            quick, questions=questions, sections=chosen, scale_sizes=benchmod.parse_sizes(sizes),
+            scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen), store=store,
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
         settings = make_settings(documents, index, model)

@@ -84,6 +84,7 @@ log = logging.getLogger("summit.milvus")
 # pymilvus logs every failed RPC with a traceback; the store turns them into one-line errors.
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
+logging.getLogger("milvus_lite").setLevel(logging.WARNING)  # in process: per-segment index chatter
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # milvus-lite in process: query_iterator probes AllocTimestamp
 
 MILVUS_FORMAT = 1
