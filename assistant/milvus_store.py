@@ -1155,7 +1155,8 @@ class _Old:
 def _live_documents(conn: Connection, names: dict, seq: int) -> dict[str, _Old]:
     out: dict[str, _Old] = {}
     it = conn.call("query_iterator", names["documents"], batch_size=2000,
-                   filter=f"part == 0 and born <= {seq} and died > {seq}", output_fields=["meta", "born"])
+                   filter=f"part == 0 and born <= {seq} and died > {seq}", output_fields=["meta", "born"],
+                   consistency_level="Strong")
     try:
         while True:
             try:
@@ -1500,11 +1501,13 @@ def _full(conn, settings, encoders, prepared, current, fingerprint, compatible, 
         manifest["first_published_at"] = time.time()
         _publish(conn, settings, manifest, switch_alias=True)
     except BaseException:
-        # Nothing was published: the current alias keeps serving. Drop what this build wrote.
+        # Nothing was published: the current alias keeps serving. Drop what this build wrote
+        # (unless the alias switch itself went through and only its answer was lost).
         try:
-            for name in names.values():
-                if conn.call("has_collection", name):
-                    conn.call("drop_collection", name)
+            if (read_manifest(conn, prefix) or {}).get("generation") != generation:
+                for name in names.values():
+                    if conn.call("has_collection", name):
+                        conn.call("drop_collection", name)
         except SummitError:
             pass  # the next build drops leftovers
         raise
@@ -1630,6 +1633,7 @@ class Follower:
         self.assistant = assistant
         self.interval = interval or assistant.settings.milvus_poll_seconds
         self.problem: str | None = None if assistant.index is not None else "loading the model and the index"
+        self.pending: str | None = None  # a published build this replica cannot switch to, and why
         self.switches = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="milvus-follower", daemon=True)
@@ -1668,10 +1672,23 @@ class Follower:
             try:
                 self.check()
                 self.problem = None
-            except SummitError as exc:
+                self.pending = None
+            except StoreUnavailableError as exc:  # Milvus unreachable: requests fail too
                 if self.problem != str(exc):
                     log.warning("milvus: %s", exc)
                 self.problem = str(exc)
+            except SummitError as exc:
+                if self.assistant.index is not None:
+                    # A newer build this replica cannot read (another model or settings: a rolling
+                    # upgrade): keep answering from the build it has, and say so in the log.
+                    if self.pending != str(exc):
+                        log.warning("milvus: staying on build %s: %s", self.assistant.index.build_id, exc)
+                    self.pending = str(exc)
+                    self.problem = None
+                else:
+                    if self.problem != str(exc):
+                        log.warning("milvus: %s", exc)
+                    self.problem = str(exc)
             except Exception as exc:  # noqa: BLE001 - a replica must keep trying
                 self.problem = f"cannot load the index from Milvus ({type(exc).__name__}: {exc})"
                 log.exception("milvus follower")

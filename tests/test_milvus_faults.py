@@ -227,3 +227,17 @@ def test_cli_mismatched_index_is_one_line(tmp_path, server):
     assert out.returncode == 4, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "built with" in lines[0] and "summit build" in lines[0]
+
+
+def test_a_replica_stays_on_its_build_when_a_newer_one_needs_other_settings(tmp_path, server):
+    s = milvus_settings(tmp_path, server.uri)
+    build_index(s)
+    with App(s) as a:
+        old = wait_for(a.ready)["build_id"]
+        build_index(s.model_copy(update={"chunk_sentences": 2}))  # a rolling upgrade: new settings, published first
+        follower = a.app.state.follower
+        wait_for(lambda: follower.pending is not None)
+        assert "chunking" in follower.pending
+        health = a.ready()
+        assert health is not None and health["build_id"] == old  # still answering from the build it can read
+        assert a.client.get("/api/search", params={"q": "fondation"}).status_code == 200
