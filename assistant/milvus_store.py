@@ -531,6 +531,14 @@ def _read_blobs(conn: Connection, meta: str, name: str, seq: int, n: int) -> lis
     return [found[k] for k in keys]
 
 
+def _read_blob(conn: Connection, meta: str, name: str, seq: int, i: int) -> list[str]:
+    key = f"{name}/{seq}/{i}"
+    rows = conn.call("get", meta, ids=[key], output_fields=["value"], consistency_level="Strong")
+    if not rows:
+        raise StoreUnavailableError(f"the Milvus index table {key} is missing (a newer build replaced it); retrying", retry_after=2)
+    return [rows[0]["value"]]
+
+
 def _write_blobs(conn: Connection, meta: str, name: str, seq: int, blobs: list[str]) -> None:
     rows = [{"key": f"{name}/{seq}/{i}", "seq": seq, "value": b, "_v": [0.0, 0.0]} for i, b in enumerate(blobs)]
     for i in range(0, len(rows), 50):
@@ -586,6 +594,21 @@ class IdfTable:
     @property
     def nbytes(self) -> int:
         return int(self.hashes.nbytes + self.idf.nbytes)
+
+
+def _read_vocabulary(conn: Connection, meta: str, seq: int, n_blobs: int, terms: dict, cap: int) -> list[tuple[str, str]]:
+    """The ``cap`` most frequent words (blobs are written most frequent first: only as many are
+    read and parsed as the cap needs), then top_words' order."""
+    words: dict[str, tuple[str, int]] = {}
+    kept = 0
+    for i in range(n_blobs):
+        part = parse_words(_read_blob(conn, meta, "words", seq, i))
+        for w, (t, df) in part.items():
+            words[w] = (t, df)
+            kept += t in terms
+        if kept >= cap:
+            break
+    return top_words(words, terms, cap)
 
 
 def top_words(words: dict[str, tuple[str, int]], terms: dict[str, int], cap: int) -> list[tuple[str, str]]:
@@ -986,10 +1009,9 @@ def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous:
     seq, meta = int(manifest["seq"]), manifest["collections"]["meta"]
     blobs = manifest.get("blobs", {})
     df = parse_terms(_read_blobs(conn, meta, "terms", seq, int(blobs.get("terms", 0))))
-    words = parse_words(_read_blobs(conn, meta, "words", seq, int(blobs.get("words", 0))))
     terms = IdfTable.from_df(df, int(manifest["counts"]["chunks"]))
-    vocab_pairs = top_words(words, df, settings.milvus_vocab_max)
-    del df, words
+    vocab_pairs = _read_vocabulary(conn, meta, seq, int(blobs.get("words", 0)), df, settings.milvus_vocab_max)
+    del df
     shared = previous._shared if previous is not None and previous.generation == int(manifest["generation"]) else None
     shared = shared or _new_shared(settings, int(manifest["generation"]))
     known = shared.word_vectors
@@ -1310,7 +1332,8 @@ def _avgdl(prepared: list[_Prepared]) -> float:
 
 def _tables(terms_df: dict[str, int], words: dict[str, tuple[str, int]]) -> tuple[list[str], list[str]]:
     t = lines_blobs(f"{term}\t{df}" for term, df in sorted(terms_df.items()) if df > 0)
-    w = lines_blobs(f"{word}\t{term}\t{df}" for word, (term, df) in sorted(words.items()) if df > 0)
+    # most frequent first: a replica reads only as far as its vocabulary cap
+    w = lines_blobs(f"{word}\t{term}\t{df}" for word, (term, df) in sorted(words.items(), key=lambda kv: (-kv[1][1], kv[0])) if df > 0)
     return t, w
 
 
