@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import anyio
 import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Response as FastAPIResponse
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.datastructures import Headers
@@ -38,11 +39,14 @@ from assistant.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexMissingError,
+    IngestError,
     InvalidInputError,
     ModelError,
     StoreUnavailableError,
     SummitError,
 )
+from assistant.feedback import FeedbackFullError, FeedbackStore
+from assistant.suggestions import Suggestions
 from assistant.service import MAX_HISTORY, MAX_QUESTION_CHARS, Assistant
 from assistant.settings import Settings
 
@@ -55,15 +59,20 @@ from .schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatMessage,
+    DocumentAdded,
+    DocumentDeleted,
     DocumentFull,
     DocumentMeta,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackStored,
     HealthResponse,
     ModelCard,
     ModelList,
     Mode,
     ReloadResponse,
     SearchResponse,
+    SuggestionsResponse,
     check_text,
     check_unicode,
 )
@@ -80,6 +89,11 @@ STATIC_FILES = {
 RATE_LIMITED_PREFIXES = ("/api/", "/v1/")
 RATE_LIMIT_EXEMPT = frozenset({"/api/health"})
 RETRY_LOADING_SECONDS = 5
+UPLOAD_PATH = "/api/documents"  # POST: multipart upload, limited by max_upload_bytes instead of max_body_bytes
+UPLOAD_FIELDS = ("id", "title", "source", "published", "url", "language", "replace")
+# HTTP status of each IngestError reason.
+INGEST_STATUS = {"too_large": 413, "unsupported": 415, "duplicate": 409, "empty": 422, "invalid": 422, "not_found": 404}
+ADMIN_WAIT_SECONDS = 120  # an upload waits this long for another document change to finish
 
 
 class StartupError(RuntimeError):
@@ -111,6 +125,10 @@ def status_for(exc: SummitError) -> int:
     """The HTTP status of a library error: the caller's fault is 4xx, a broken server is 503."""
     if isinstance(exc, InvalidInputError):
         return 422
+    if isinstance(exc, IngestError):
+        return INGEST_STATUS.get(exc.reason, 422)
+    if isinstance(exc, FeedbackFullError):
+        return 503
     if isinstance(exc, DocumentError):
         return 409  # admin reload over a bad document; the previous index keeps serving
     if isinstance(exc, (IndexMissingError, IndexMismatchError, IndexCorruptError, ModelError, StoreUnavailableError)):
@@ -143,21 +161,52 @@ def describe_validation(errors: list[Any]) -> str:
 # ---- middleware (plain ASGI: cheap, and they also cover responses made by other middleware) ----
 
 
+class BodyTooLargeError(Exception):
+    """Raised from ``receive`` of a streamed path when more than its limit has arrived."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the request body is larger than the limit of {limit} bytes")
+
+
 class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``: refuse early on Content-Length, and count the bytes
     actually received (chunked uploads send no length). The body is buffered, which is fine at
-    this size, and replayed to the app."""
+    this size, and replayed to the app.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``streamed`` maps (method, path) to a larger limit for uploads: those bodies are not buffered
+    (the route checks the caller before reading them); past the limit ``receive`` raises
+    BodyTooLargeError, which the route answers with a 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"the request body is larger than the limit of {self.max_bytes} bytes"
         length = Headers(scope=scope).get("content-length")
+        limit = self.streamed.get((scope.get("method", ""), scope.get("path", "")))
+        if limit is not None:
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                detail = f"the request body is larger than the limit of {limit} bytes" if length.isdigit() else "invalid Content-Length header"
+                await error_response(scope["path"], 413 if length.isdigit() else 400, detail)(scope, receive, send)
+                return
+            received = 0
+
+            async def counted() -> Message:
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLargeError(limit)
+                return message
+
+            await self.app(scope, counted, send)
+            return
+        too_large = f"the request body is larger than the limit of {self.max_bytes} bytes"
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             detail = too_large if length.isdigit() else "invalid Content-Length header"
             await error_response(scope["path"], 413 if length.isdigit() else 400, detail)(scope, receive, send)
@@ -410,6 +459,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             except SummitError as exc:  # the message says what to fix; the library's stack would only hide it
                 raise StartupError(f"cannot start: {exc}") from None
             log.info("ready: build %s", app.state.assistant.index.build_id)
+            await anyio.to_thread.run_sync(warm_suggestions)
         yield
 
     app = FastAPI(
@@ -434,6 +484,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     app.state.started = int(time.time())
     app.state.internal_errors = 0  # tests check that no bad input ever gets here
     app.state.reload_lock = threading.Lock()
+    app.state.suggestions = Suggestions(settings.suggested_questions)
+    app.state.feedback = FeedbackStore(Path(settings.feedback_file)) if settings.feedback_file.strip() else None
     # One request at a time inside the library: it is not thread-safe yet (shared Snowball
     # stemmer objects, an unlocked LRU of embeddings), and with its thread pools pinned to
     # `threads` cores, parallel calls would only compete for them. Lift once assistant/ is safe.
@@ -441,15 +493,17 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     csp = content_security_policy(settings)
 
     # Added innermost first: headers wrap CORS wraps the rate limit wraps the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # An upload may be as large as max_upload_bytes plus the multipart framing around the file.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       streamed={("POST", UPLOAD_PATH): settings.max_upload_bytes + 64_000})
     if settings.rate_limit_per_minute > 0:
         app.add_middleware(RateLimitMiddleware, limiter=SlidingWindow(settings.rate_limit_per_minute))
     app.add_middleware(
         JSONCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Accept"],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "X-Summit-Build"],
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware)
@@ -499,10 +553,14 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                               build_id=index.build_id, store=getattr(index, "kind", "faiss"))
 
     @app.post("/api/ask", response_model=AnswerResponse, tags=["answers"], responses={422: ERRORS[422], 503: ERRORS[503]})
-    def ask(body: AskRequest, assistant: AssistantDep) -> dict[str, Any]:
-        """Answer a question with numbered citations, or say that the sources do not hold it."""
+    def ask(body: AskRequest, assistant: AssistantDep, response: FastAPIResponse) -> dict[str, Any]:
+        """Answer a question with numbered citations, or say that the sources do not hold it.
+        The ``X-Summit-Build`` header names the index build that answered."""
         with core:
-            return assistant.ask(body.question, history=body.history, k=body.k, mode=body.mode).to_dict()
+            answer = assistant.ask(body.question, history=body.history, k=body.k, mode=body.mode).to_dict()
+            if assistant.index is not None:
+                response.headers["X-Summit-Build"] = assistant.index.build_id
+        return answer
 
     @app.get("/api/search", response_model=SearchResponse, tags=["answers"], responses={422: ERRORS[422], 503: ERRORS[503]})
     def search(
@@ -544,14 +602,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         and switch to it. Questions wait during a rebuild (see ``core``); a failed build keeps
         the previous index. Needs ``Authorization: Bearer <SUMMIT_ADMIN_TOKEN>``; absent when
         no token is set."""
-        if not settings.admin_token:
-            raise HTTPException(404, "Not Found")
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(token.encode(), settings.admin_token.encode()):
-            raise HTTPException(403, "wrong admin token")
+        require_admin(authorization)
         assistant = current_assistant(request)  # after the auth check: say nothing to strangers
         if not app.state.reload_lock.acquire(blocking=False):
             raise HTTPException(409, "a reload is already running")
@@ -563,7 +614,157 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         finally:
             app.state.reload_lock.release()
         log.info("reloaded: build %s (%s)", summary["build_id"], summary["reason"])
+        warm_suggestions()
         return {"build_id": summary["build_id"], "built": summary["built"], "reason": summary["reason"]}
+
+    # ---- adding and deleting documents, feedback, suggestions ----
+    def require_admin(authorization: str | None) -> None:
+        """404 when no admin token is configured (the admin routes do not exist), 401 without a
+        bearer token, 403 with a wrong one."""
+        if not settings.admin_token:
+            raise HTTPException(404, "Not Found")
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(token.encode(), settings.admin_token.encode()):
+            raise HTTPException(403, "wrong admin token")
+
+    def warm_suggestions() -> None:
+        """Ask the suggested questions of the build now serving (once per build)."""
+        assistant = app.state.assistant
+        if assistant is not None and assistant.index is not None:
+            try:
+                app.state.suggestions.for_index(assistant, core)
+            except Exception:  # suggestions are a nicety: never fail a load or an upload over them
+                log.exception("could not check the suggested questions")
+
+    def change_documents(work: Callable[[], dict]) -> dict:
+        """Run an add or a delete: one at a time, questions waiting while the index is rebuilt."""
+        if not app.state.reload_lock.acquire(timeout=ADMIN_WAIT_SECONDS):
+            raise HTTPException(409, "another change to the documents is still running; try again")
+        try:
+            with core:
+                result = work()
+        finally:
+            app.state.reload_lock.release()
+        warm_suggestions()
+        return result
+
+    upload_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary",
+                             "description": "An HTML page, a PDF, a plain-text or a Markdown file; the type is sniffed from the content."},
+                    "id": {"type": "string", "description": "Document id (lower-case letters, digits, '-'); default: from the file name"},
+                    "title": {"type": "string", "description": "Overrides the file's own title"},
+                    "source": {"type": "string", "description": "Publisher; required when the file does not name it"},
+                    "published": {"type": "string", "description": "Publication date, e.g. 2025-02-10"},
+                    "url": {"type": "string", "description": "Canonical address of the article"},
+                    "language": {"type": "string", "enum": ["fr", "en"]},
+                    "replace": {"type": "string", "enum": ["true", "false"],
+                                "description": "true: replace the document with the same id (a corrected version) instead of a 409"},
+                }}}},
+        }
+    }
+    admin_errors = {401: {"model": ErrorResponse, "description": "No bearer token"},
+                    403: {"model": ErrorResponse, "description": "Wrong admin token"},
+                    404: {"model": ErrorResponse, "description": "No admin token is configured (or no such document)"},
+                    409: {"model": ErrorResponse, "description": "Duplicate, or another change is running"},
+                    503: ERRORS[503]}
+
+    @app.post(UPLOAD_PATH, status_code=201, response_model=DocumentAdded, tags=["documents"], openapi_extra=upload_body,
+              responses={**admin_errors, 413: ERRORS[413],
+                         415: {"model": ErrorResponse, "description": "Not an HTML page, PDF, text or Markdown file"},
+                         422: {"model": ErrorResponse, "description": "Nothing to extract, missing metadata or a bad field"}})
+    async def add_document(request: Request, response: FastAPIResponse,
+                           authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        """Add one article (multipart field ``file``) and rebuild the index with it: when this
+        returns, questions are answered from it. Only the new document is embedded. Any failure
+        is a 4xx and leaves the documents and the index as they were. Needs the admin token."""
+        require_admin(authorization)
+        assistant = current_assistant(request)
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise HTTPException(415, "send the file as multipart/form-data in the field 'file'")
+        from assistant.ingest import Input, Overrides, add_documents
+
+        try:
+            form = await request.form(max_files=1, max_fields=len(UPLOAD_FIELDS) + 1, max_part_size=64_000)
+        except BodyTooLargeError as exc:
+            raise HTTPException(413, str(exc)) from None
+        except Exception as exc:  # starlette's MultiPartException and parser errors: the body is malformed
+            raise HTTPException(400, f"the multipart body cannot be read: {exc}") from None
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInputError("the multipart field 'file' is missing; send the article as a file in it")
+            unknown = sorted(set(form.keys()) - {"file", *UPLOAD_FIELDS})
+            if unknown:
+                raise InvalidInputError(f"unknown form field(s) {', '.join(unknown)}; allowed: file, {', '.join(UPLOAD_FIELDS)}")
+            values: dict[str, str | None] = {}
+            for name in UPLOAD_FIELDS:
+                value = form.get(name)
+                if value is not None and not isinstance(value, str):
+                    raise InvalidInputError(f"form field '{name}' must be text, not a file")
+                values[name] = value.strip() if isinstance(value, str) and value.strip() else None
+            try:
+                raw = await upload.read()
+            except BodyTooLargeError as exc:
+                raise HTTPException(413, str(exc)) from None
+            filename = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip() or None
+        finally:
+            await form.close()
+        overrides = Overrides(doc_id=values["id"], title=values["title"], source=values["source"],
+                              published=values["published"], url=values["url"], language=values["language"])
+        if (values["replace"] or "false").lower() not in ("true", "false"):
+            raise InvalidInputError("form field 'replace' must be true or false")
+        replace = (values["replace"] or "").lower() == "true"
+        result = await anyio.to_thread.run_sync(
+            lambda: change_documents(lambda: add_documents(assistant, [Input(raw, filename, overrides)],
+                                                           max_bytes=settings.max_upload_bytes, replace=replace)))
+        added = result["added"][0]
+        log.info("added document %s (%s) -> build %s", added["doc_id"], added["format"], assistant.index.build_id)
+        response.headers["Location"] = f"/api/documents/{added['doc_id']}"
+        return {**added, "build_id": assistant.index.build_id}
+
+    @app.delete("/api/documents/{doc_id}", response_model=DocumentDeleted, tags=["documents"],
+                responses={**admin_errors, 422: ERRORS[422]})
+    def delete_document(doc_id: str, request: Request, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        """Remove an article and its original, and rebuild the index without it. Refused (409)
+        for the last document. Needs the admin token."""
+        require_admin(authorization)
+        assistant = current_assistant(request)
+        from assistant.ingest import check_id
+        from assistant.ingest import delete_document as delete
+
+        check_id(doc_id, "document id")
+        result = change_documents(lambda: delete(assistant, doc_id))
+        log.info("deleted document %s -> build %s", doc_id, assistant.index.build_id)
+        return {"deleted": doc_id, "files": result["files"], "build_id": assistant.index.build_id,
+                "documents": assistant.index.counts()["documents"]}
+
+    @app.post("/api/feedback", status_code=201, response_model=FeedbackStored, tags=["answers"],
+              responses={404: {"model": ErrorResponse, "description": "Feedback is turned off"}, 422: ERRORS[422],
+                         503: {"model": ErrorResponse, "description": "The feedback file cannot take more"}})
+    def feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
+        """Store a thumbs-up or thumbs-down on an answer (append-only JSONL on the server):
+        question, history, answer, citations, the build that answered, verdict."""
+        store = app.state.feedback
+        if store is None:
+            raise HTTPException(404, "feedback is turned off on this server (SUMMIT_FEEDBACK_FILE is empty)")
+        assistant = getattr(request.app.state, "assistant", None)
+        current = assistant.index.build_id if assistant is not None and assistant.index is not None else None
+        record = store.append(body.model_dump(), build_id=current)
+        return {"stored": True, "ts": record["ts"], "build_id": record["build_id"]}
+
+    @app.get("/api/suggestions", response_model=SuggestionsResponse, tags=["answers"], responses={503: ERRORS[503]})
+    def suggestions(assistant: AssistantDep) -> dict[str, Any]:
+        """The configured suggested questions (SUMMIT_SUGGESTED_QUESTIONS) that the current index
+        answers, with their language; checked once per index build."""
+        return app.state.suggestions.for_index(assistant, core)
 
     # ---- OpenAI-compatible ----
     @app.get("/v1/models", response_model=ModelList, tags=["openai"])

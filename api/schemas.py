@@ -331,3 +331,90 @@ class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
+
+
+# ---- adding and deleting documents, feedback, suggestions (issue #11) --------------------------
+
+
+class DocumentAdded(DocumentMeta):
+    """The stored document: its metadata as the index has it, and where it came from."""
+
+    format: Literal["html", "pdf", "text", "markdown"] = Field(description="How the file was read (sniffed from its content).")
+    original: str | None = Field(description="The original file kept beside the .md, relative to the documents folder.")
+    characters: int = Field(description="Length of the cleaned text.")
+    chunks: int = Field(description="Passages indexed for it.")
+    notes: list[str] = Field(default_factory=list, description="What was assumed, e.g. a detected language.")
+    build_id: str = Field(description="The index build that answers with it (already serving).")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"doc_id": "sommet-ia-associations", "title": "Sommet IA : au Grand Palais, les associations réclament une IA frugale",
+                 "source": "La Gazette du Numérique", "url": "https://www.example.org/tech/sommet-ia.html", "published": "2025-02-09",
+                 "language": "fr", "format": "html", "original": "originals/sommet-ia-associations.html", "characters": 1432,
+                 "chunks": 3, "notes": [], "build_id": "20250210T093000Z-1a2b3c4d"}
+            ]
+        }
+    )
+
+
+class DocumentDeleted(BaseModel):
+    deleted: str
+    files: list[str] = Field(description="Files removed from the documents folder (the .md and its original).")
+    build_id: str
+    documents: int = Field(description="Documents in the new index.")
+
+
+class FeedbackCitation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    n: int | None = None
+    doc_id: StrictStr | None = None
+    chunk_id: StrictStr | None = None
+    title: StrictStr | None = None
+    source: StrictStr | None = None
+    published: StrictStr | None = None
+    url: StrictStr | None = None
+    quote: StrictStr | None = Field(default=None, description="The answering sentence as shown.")
+
+
+class FeedbackRequest(BaseModel):
+    """A thumbs-up or thumbs-down on one answer, with what was shown."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"verdict": "down", "question": "Qui co-préside le sommet ?", "history": [], "answer": "Narendra Modi",
+                 "found": True, "language": "fr", "build_id": "20250210T093000Z-1a2b3c4d",
+                 "citations": [{"n": 1, "doc_id": "rtl-une-semaine-pour-l-ia", "title": "Une semaine…", "source": "RTL",
+                                "quote": "Le dirigeant indien Narendra Modi co-présidera l'événement."}]}
+            ]
+        },
+    )
+
+    verdict: Literal["up", "down"]
+    question: StrictStr
+    history: list[StrictStr] = Field(default_factory=list, max_length=MAX_HISTORY)
+    answer: StrictStr = ""
+    found: bool = True
+    language: Literal["fr", "en"] | None = None
+    build_id: StrictStr | None = Field(default=None, description="The X-Summit-Build header of the answer.")
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=20)
+    comment: StrictStr | None = None
+
+
+class FeedbackStored(BaseModel):
+    stored: Literal[True] = True
+    ts: str
+    build_id: str | None
+
+
+class Suggestion(BaseModel):
+    question: str
+    language: str
+
+
+class SuggestionsResponse(BaseModel):
+    build_id: str | None
+    questions: list[Suggestion] = Field(description="The configured questions that this build answers.")

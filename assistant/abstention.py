@@ -14,23 +14,37 @@ import math
 
 import numpy as np
 
+# Few features, strongly regularised (fitting.py): a threshold fitted on one set of articles
+# must hold on others (more features fitted dev better and test worse).
 ABSTAIN_FEATURES: tuple[str, ...] = (
-    "best_p", "best_logit", "second_p",
-    "cov", "min_key", "cov_ctx",
-    "ent", "ent_doc", "ent_unknown",
-    "type_asked", "type_fit",
-    "cos0", "cos1",
-    "own_words", "has_context",
+    "best_logit", "cov", "min_key", "weak", "ent_unknown_share", "type_fit",
+    "cos0", "cos1", "own_words", "has_context", "domain0", "domain1",
 )
 ENTITY_KNOWN_STRENGTH = 0.4
+# A question word whose best match anywhere in the corpus is weaker than this is treated as
+# unknown to the sources (off-topic questions are made of such words).
+WEAK_MATCH = 0.7
 
 
-def features(query, best, second, kind_asked: bool) -> np.ndarray:
-    """The abstention features of a question given its best and second scored sentences."""
+def names_unknown(query) -> bool:
+    """The question names someone or something the sources never mention (not as written, not
+    in the dictionary, not through a close word vector): then no sentence can answer it, however
+    well its other words match ("What did Angela Merkel say about AI?")."""
+    return any(w.own and w.entity and w.strength < ENTITY_KNOWN_STRENGTH for w in query.words)
+
+
+def features(query, best, second, kind_asked: bool, domain: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The abstention features of a question given its best and second scored sentences;
+    ``domain``: the question's cosine with the corpus centroid of each encoder."""
     f = best.features
     own_entities = [w for w in query.words if w.own and w.entity]
     unknown = sum(1 for w in own_entities if w.strength < ENTITY_KNOWN_STRENGTH)
     own_words = sum(1 for w in query.words if w.own)
+    own = [w for w in query.words if w.own]
+    total = sum(w.importance for w in own)
+    unknown_share = sum(w.importance for w in own if not w.terms) / total if total else 0.0
+    weak_share = sum(w.importance for w in own if w.strength < WEAK_MATCH) / total if total else 0.0
+    unknown_names = sum(w.importance for w in own if w.entity and w.strength < ENTITY_KNOWN_STRENGTH) / total if total else 0.0
     values = {
         "best_p": best.p,
         "best_logit": best.logit,
@@ -38,6 +52,14 @@ def features(query, best, second, kind_asked: bool) -> np.ndarray:
         "cov": f["cov"],
         "min_key": f["min_key"],
         "cov_ctx": f["cov_ctx"],
+        "key_min": f["key_min"],
+        "unmatched": f["unmatched"],
+        "unknown": unknown_share,
+        "ent_min": f["ent_min"],
+        "type_bound": f["type_bound"] if kind_asked else 1.0,
+        "local_cov": f["local_cov"] if kind_asked else f["cov"],
+        "weak": weak_share,
+        "ent_unknown_share": unknown_names,
         "ent": f["ent"],
         "ent_doc": f["ent_doc"],
         "ent_unknown": float(unknown),
@@ -47,5 +69,7 @@ def features(query, best, second, kind_asked: bool) -> np.ndarray:
         "cos1": f["cos1"],
         "own_words": math.log1p(own_words),
         "has_context": 1.0 if any(not w.own for w in query.words) else 0.0,
+        "domain0": domain[0],
+        "domain1": domain[1],
     }
     return np.array([values[k] for k in ABSTAIN_FEATURES], dtype=float)

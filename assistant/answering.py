@@ -16,7 +16,7 @@ import numpy as np
 from . import abstention, spans
 from . import text as textmod
 from .retrieval import Retrieved, Retriever
-from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match
+from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match, unmatched_share
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse à cette question dans mes sources.",
@@ -27,6 +27,13 @@ YES_NO = {"fr": ("Oui", "Non"), "en": ("Yes", "No")}
 # usually holds one.
 _CAUSAL = re.compile(r"\b(?:car|parce qu|parce que|puisque|afin d|afin que|pour que|pour\s+\w+er\b|en raison d|à cause d|grâce à|faute d|"
                      r"because|since|so that|in order to|due to|owing to|as a result|to\s+\w+)\b", re.I)
+# What a single-signal mode does not compute (see Answerer._neutral).
+_DENSE_FEATURES = frozenset({"cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1", "sent_rank",
+                             "domain0", "domain1"})
+_LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
+                               "ent_doc", "ent_min", "key_min", "unmatched"})
+CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
+LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
 CANDIDATE_CHUNKS = 12  # passages whose sentences are scored
 ENTITY_MATCH = 0.5  # a question name counts as found at this match strength
 ANCHOR_MIN_STRENGTH = 0.35  # a sentence word is where a question word matched at this strength
@@ -69,6 +76,8 @@ class Answer:
     span_type: str | None = None
     sentence: str | None = None
     asked_type: str | None = None
+    sid: int | None = None  # the answering sentence (for the next question of a conversation)
+    doc_id: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -112,6 +121,14 @@ class Answerer:
         self._doc_terms: dict[str, frozenset[str]] = {}
 
     # ---- per-sentence tables ----------------------------------------------------------------
+    def warm_up(self, max_sentences: int = 100_000) -> None:
+        """Find every sentence's typed spans now for a small corpus (about 1 ms a sentence), so a
+        first question does not pay for them; a large corpus fills the table on demand."""
+        n = self.store.counts()["sentences"]
+        if n <= max_sentences:
+            for sid in range(n):
+                self.sentence_spans(sid)
+
     def sentence_spans(self, sid: int) -> list[spans.Span]:
         got = self._candidates.get(sid)
         if got is None:
@@ -151,6 +168,48 @@ class Answerer:
             if positions:
                 return positions
         return []
+
+    def word_positions(self, query, sid: int) -> dict[int, list[int]]:
+        """Where each of the question's own words matches in the sentence: word index -> offsets."""
+        sets = query.cache.get("word_sets")
+        if sets is None:
+            sets = []
+            for i, w in enumerate(query.words):
+                if not w.own:
+                    continue
+                rows = frozenset(np.flatnonzero(w.sims >= 0.45 + 0.45 * ANCHOR_MIN_STRENGTH).tolist()) if w.sims is not None else frozenset()
+                sets.append((i, frozenset(w.terms), rows))
+            query.cache["word_sets"] = sets
+        text = self.store.sentence_text(sid)
+        lang = (self.store.document(self.store.sentence(sid).doc_id) or {}).get("language", "fr")
+        vocab_row = self.retriever.vocab_rows()
+        out: dict[int, list[int]] = {}
+        for m in re.finditer(r"[\w’'-]+", text):
+            tok = m.group().lower()
+            row, st = vocab_row.get(tok, -1), textmod.stem(tok, lang)
+            for i, terms, rows in sets:
+                if st in terms or row in rows:
+                    out.setdefault(i, []).append(m.start())
+        return out
+
+    def local_coverage(self, query, sid: int, span: spans.Span) -> float:
+        """Share of the question's own meaning matched close to the answer span, in its clause: an
+        answer is bound to what was asked ("58 pays ont signé" for how many countries signed) and
+        a near-miss is not ("how many African countries": "africaine" is elsewhere)."""
+        text = self.store.sentence_text(sid)
+        pos = self.word_positions(query, sid)
+        total = got = 0.0
+        for i, w in enumerate(query.words):
+            if not w.own:
+                continue
+            total += w.importance
+            for p in pos.get(i, ()):
+                if span.start - LOCAL_WINDOW <= p <= span.end + LOCAL_WINDOW:
+                    a, b = sorted((p, span.start if p < span.start else span.end))
+                    if not spans._CLAUSE_BREAK.search(text[a:b]) or span.start <= p < span.end:
+                        got += w.importance
+                        break
+        return got / total if total else 0.0
 
     # ---- scoring ----------------------------------------------------------------------------
     def score(self, retrieved: Retrieved) -> list[ScoredSentence]:
@@ -218,7 +277,7 @@ class Answerer:
             if typed:
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
                                       set(query.forms), plural=query.qtype.plural)
-                if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place", "entity"):
+                if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
                     choice = self._referent(prev, asked, set(query.forms))
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)
             cand = by_chunk[best_chunk]
@@ -241,6 +300,21 @@ class Answerer:
                 "anaphor": 1.0 if rec.anaphor else 0.0,
                 "source": 1.0 if rec.doc_id in query.sources else 0.0,
             }
+            same_doc = query.previous_doc is not None and rec.doc_id == query.previous_doc
+            f["prev_doc"] = 1.0 if same_doc else 0.0
+            f["prev_near"] = (1.0 / (1.0 + abs(self._position(sid) - self._position(query.previous_sid)))
+                              if same_doc and query.previous_sid is not None else 0.0)
+            f["foreign"] = self.foreign_entities(query, sid, asked)
+            f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0
+            # key terms, for abstention: how the question's own words fare in this sentence and
+            # the one before (a near-miss has the names but not the attribute asked about)
+            m_key = np.maximum(m, m_prev) if m_prev is not None else m
+            f["key_min"] = min_key_match(query.words, m_key)
+            f["unmatched"] = unmatched_share(query.words, m_key)
+            f["ent_min"] = min((float(m_key[i]) for i in own_entities), default=1.0)
+            f["type_bound"] = 1.0 if (choice is not None and choice.fit >= 1.0 and choice.distance <= spans.SURE_DISTANCE) else 0.0
+            f["_matches"] = m_key
+            f["local_cov"] = self.local_coverage(query, sid, choice.span) if (choice is not None and not choice.referent) else 0.0
             rows.append((sid, best_chunk, rec.doc_id, f, choice))
         top_cos = [max(r[3]["cos0"] for r in rows), max(r[3]["cos1"] for r in rows)]
         top_cov = max(r[3]["cov"] for r in rows)
@@ -250,6 +324,8 @@ class Answerer:
             f["cos1_rel"] = f["cos1"] - top_cos[1]
             f["cov_rel"] = f["cov"] - top_cov
             x = np.array([f[k] for k in SENTENCE_FEATURES], dtype=float)
+            if mode != "hybrid":
+                x = self._neutral(x, mode, self.weights.sentence)
             out.append(ScoredSentence(sid, chunk, doc_id, f, x, choice))
         X = np.stack([s.x for s in out])
         logits = self.weights.sentence.logit(X)
@@ -258,6 +334,56 @@ class Answerer:
             s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(z)))))
         out.sort(key=lambda s: -s.logit)
         return out
+
+    def foreign_entities(self, query, sid: int, asked: str | None) -> float:
+        """How strongly a sentence is about specific things the question never mentions: names
+        (other than the kind asked for) absent from the question, weighted by their rarity in the
+        corpus. "Seoul's summit was co-chaired by ..." is about Seoul; a question about "the
+        summit" is not."""
+        key = ("foreign", sid, asked)
+        got = query.cache.get(key)
+        if got is not None:
+            return got
+        rec = self.store.sentence(sid)
+        doc = self.store.document(rec.doc_id) or {}
+        text = doc.get("text", "")
+        lang = doc.get("language", "fr")
+        answer_kinds = {k for k, v in spans.COMPATIBLE.get(asked or "", {}).items() if v >= 0.5}
+        max_idf = self.store.max_idf or 1.0
+        total = 0.0
+        for a, b, label in rec.entities:
+            kind = spans._ner_kind(label)
+            if kind not in ("person", "org", "place", "misc") or kind in answer_kinds:
+                continue
+            words = [w for w in textmod.content_words(text[a:b])]
+            if not words or any(textmod.fold(w) in query.forms for w in words):
+                continue
+            idfs = [self.store.term_idf(textmod.stem(w, lang)) or max_idf for w in words]
+            total += sum(idfs) / len(idfs) / max_idf
+        got = query.cache[key] = min(total, 3.0)
+        return got
+
+    def domain(self, query) -> tuple[float, float]:
+        """The question's own cosine with the corpus centroid, per encoder (the second repeats the
+        first when there is one encoder)."""
+        vals = [float(query.own_vectors[e] @ self.retriever.centroid(e)) for e in range(min(2, self.store.n_encoders))]
+        return (vals[0], vals[-1])
+
+    @staticmethod
+    def _neutral(x: np.ndarray, mode: str, model) -> np.ndarray:
+        """A single-signal mode (dense or lexical) lacks some features: they take the value the
+        model was fitted around (its mean), so they count for nothing either way."""
+        missing = _DENSE_FEATURES if mode == "lexical" else _LEXICAL_FEATURES
+        x = x.copy()
+        for i, name in enumerate(model.features):
+            if name in missing:
+                x[i] = model.mean[i]
+        return x
+
+    def _position(self, sid: int) -> int:
+        """A sentence's place in its document (ids are opaque: ask the store when it knows)."""
+        pos = getattr(self.store, "sentence_position", None)
+        return pos(sid) if pos is not None else sid
 
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)
@@ -272,7 +398,7 @@ class Answerer:
             return None
         last = max(pool, key=lambda s: (spans.COMPATIBLE[asked][s.kind] >= 1.0, s.end))
         fit = spans.COMPATIBLE[asked][last.kind] * 0.8
-        return spans.Choice(last, fit, 40.0, fit)
+        return spans.Choice(last, fit, 40.0, fit, referent=True)
 
     # ---- the answer -------------------------------------------------------------------------
     def citations(self, scored: list[ScoredSentence], k: int) -> list[Citation]:
@@ -297,16 +423,24 @@ class Answerer:
         return out
 
     def resolve_conflict(self, scored: list[ScoredSentence], asked: str | None) -> list[ScoredSentence]:
-        """Sources that disagree: when another document's sentence nearly as likely to answer gives
-        a different value of the asked type, answer from the newest document (by ``published``)
-        and cite both, newest first."""
-        if not scored or asked not in spans.NUMERIC_TYPES + ("place",) or scored[0].choice is None:
+        """Sources that disagree: when another document's sentence, nearly as likely to answer,
+        gives a different value of the asked type (or, for a yes/no question, the opposite
+        polarity), answer from the newest document (by ``published``) and cite both, newest
+        first. How close "nearly" is (a logit margin) is fitted on the dev split."""
+        if not scored:
             return scored
         best = scored[0]
-        margin = float(self.weights.settings.get("conflict_margin", 1.0))
-        value = textmod.fold(best.span or "")
-        rivals = [s for s in scored[1:6] if s.choice is not None and s.doc_id != best.doc_id and best.logit - s.logit <= margin
-                  and textmod.fold(s.span or "") != value and s.choice.fit >= 1.0]
+        margin = float(self.weights.settings.get("conflict_margin", CONFLICT_MARGIN))
+        if asked == "yesno":
+            polarity = lambda s: bool(_NEGATION.search(self.store.sentence_text(s.sid)))  # noqa: E731
+            rivals = [s for s in scored[1:6] if s.doc_id != best.doc_id and best.logit - s.logit <= margin
+                      and polarity(s) != polarity(best)]
+        elif asked in spans.NUMERIC_TYPES + ("place",) and best.choice is not None:
+            value = textmod.fold(best.span or "")
+            rivals = [s for s in scored[1:6] if s.choice is not None and s.doc_id != best.doc_id and best.logit - s.logit <= margin
+                      and textmod.fold(s.span or "") != value and s.choice.fit >= 1.0]
+        else:
+            return scored
         if not rivals:
             return scored
         docs = {s.doc_id: _published(self.store.document(s.doc_id)) for s in [best, *rivals]}
@@ -328,7 +462,9 @@ class Answerer:
         scored = self.resolve_conflict(scored, asked)
         best = scored[0]
         second = scored[1] if len(scored) > 1 else None
-        x = abstention.features(query, best, second, asked not in (None, "yesno"))
+        x = abstention.features(query, best, second, asked not in (None, "yesno"), self.domain(query))
+        if retrieved.mode != "hybrid":
+            x = self._neutral(x, retrieved.mode, self.weights.abstain)
         confidence = float(self.weights.abstain.proba(x[None, :])[0])
         if confidence < self.threshold:
             return Answer(query.text, lang, False, NOT_FOUND[lang], confidence=confidence, asked_type=asked)
@@ -337,6 +473,8 @@ class Answerer:
             yes, no = YES_NO[lang]
             text = f"{no if _NEGATION.search(sentence) else yes}. {sentence}"
         else:
-            text = best.span or sentence
+            sure = spans.confident(best.choice, sentence, self.sentence_spans(best.sid), asked)
+            text = best.span if sure else sentence
         return Answer(query.text, lang, True, text, self.citations(scored, k), confidence=confidence,
-                      span_type=asked if best.span else None, sentence=sentence, asked_type=asked)
+                      span_type=asked if text != sentence else None, sentence=sentence, asked_type=asked,
+                      sid=best.sid, doc_id=best.doc_id)

@@ -217,7 +217,9 @@ def export_beir(settings: Settings, questions: list[Question], outdir: Path, spl
     evidence (no relevant chunk by definition), follow-ups (BEIR queries are single-turn), and
     questions whose evidence no chunk holds whole (it spans two chunks).
     """
-    documents, _ = load_documents(settings.documents_dir, settings.boilerplate_patterns)
+    from .index import load_corpus
+
+    documents, _ = load_corpus(settings)
     corpus = []
     for doc in documents:
         for ch in chunk_document(doc.doc_id, doc.text, sentences_per_chunk=settings.chunk_sentences,
@@ -233,8 +235,8 @@ def export_beir(settings: Settings, questions: list[Question], outdir: Path, spl
         if q.history:
             skipped["follow_up"].append(q.id)
             continue
-        ev = norm(q.evidence)
-        relevant = [cid for cid, text in normed if ev in text]
+        evs = [norm(e) for e in ([q.evidence] if isinstance(q.evidence, str) else q.evidence)]
+        relevant = [cid for cid, text in normed if any(e in text for e in evs)]
         if not relevant:
             skipped["no_relevant_chunk"].append(q.id)
             continue

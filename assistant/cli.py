@@ -117,6 +117,132 @@ def build(
 
 
 @app.command()
+def add(
+    paths: list[str] = typer.Argument(..., help="Files (.html/.htm, .pdf, .txt, .md), folders of them, or - for standard input.", show_default=False),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+    doc_id: Optional[str] = typer.Option(None, "--id", help="Document id (one file only; default: from the file name, or from the title for -)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title, when the file has none (or a wrong one)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Publisher, when the file does not name it (PDF, text)."),
+    published: Optional[str] = typer.Option(None, "--published", help="Publication date, e.g. 2025-02-10."),
+    url: Optional[str] = typer.Option(None, "--url", help="Canonical address of the article."),
+    language: Optional[str] = typer.Option(None, "--language", help="fr or en, when the file does not say (or says wrong)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Add the usable files and list the others, instead of adding nothing."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a document with the same id (a corrected version) instead of refusing it."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was added as JSON."),
+):
+    """Add articles: extract the text and metadata, store documents/<id>.md beside the original,
+    and update the index (only the new documents are embedded). All or nothing by default."""
+
+    def go():
+        from . import ingest
+        from .errors import InvalidInputError
+        from .service import Assistant
+
+        settings = make_settings(documents, index, model)
+        files, unsupported = ingest.expand_paths(paths)
+        for name in unsupported:
+            err.print(f"[yellow]skipped:[/yellow] {name}: unsupported type; supported: {ingest.SUPPORTED}", highlight=False)
+        if not files:
+            raise InvalidInputError("no .html, .htm, .pdf, .txt or .md file to add in " + ", ".join(paths))
+        if len(files) > 1:
+            one = [name for name, value in (("--id", doc_id), ("--title", title), ("--url", url)) if value is not None]
+            if one:
+                raise InvalidInputError(f"{', '.join(one)} describe(s) one document; give one file with it")
+        if files.count("-") > 1:
+            raise InvalidInputError("standard input (-) can be read once")
+        overrides = ingest.Overrides(doc_id=doc_id, title=title, source=source, published=published, url=url, language=language)
+        inputs = []
+        for name in files:
+            item = ingest.read_input(name, settings.max_upload_bytes)
+            item.overrides = overrides
+            inputs.append(item)
+        settings.documents_dir.mkdir(parents=True, exist_ok=True)
+        assistant = Assistant(settings)
+        with progress_bar() as update:
+            result = ingest.add_documents(_with_progress(assistant, update), inputs, skip_invalid=skip_invalid, replace=replace)
+        if as_json:
+            print(json.dumps(result, ensure_ascii=False, indent=2))
+        else:
+            for doc in result["added"]:
+                when = f", {doc['published']}" if doc["published"] else ""
+                out.print(f"added {doc['doc_id']}: {doc['title']} — {doc['source']}{when} "
+                          f"({doc['format']}, {doc['characters']:,} characters, {doc['chunks']} passages)", highlight=False, soft_wrap=True)
+                for note in doc["notes"]:
+                    err.print(f"[yellow]note:[/yellow] {doc['doc_id']}: {note}", highlight=False)
+            build = result["build"]
+            out.print(f"index {build['build_id']}: {build.get('documents', '?')} documents; "
+                      f"embedded {build.get('embedded_texts', 0)} new texts", highlight=False, soft_wrap=True)
+        for line in result["skipped"]:
+            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+    run(go)
+
+
+@app.command()
+def remove(
+    doc_ids: list[str] = typer.Argument(..., help="Ids of the documents to remove (see `summit ask --json` or GET /api/documents).", show_default=False),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+):
+    """Remove documents (the .md and its original) and update the index."""
+
+    def go():
+        from . import ingest
+        from .service import Assistant
+
+        assistant = Assistant(make_settings(documents, index, model))
+        for doc_id in doc_ids:
+            ingest.check_id(doc_id, "document id")
+        for doc_id in doc_ids:
+            result = ingest.delete_document(assistant, doc_id)
+            out.print(f"removed {doc_id} ({', '.join(result['files'])}); index {result['build']['build_id']}", highlight=False)
+
+    run(go)
+
+
+@app.command()
+def reextract(
+    doc_ids: list[str] = typer.Argument(None, help="Ids of the documents to redo [default: every document with a kept original].", show_default=False),
+    documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = ModelOpt,
+):
+    """Redo the extraction of added documents from their originals (documents/originals/), e.g.
+    after upgrading the extractor, and update the index if anything changed."""
+
+    def go():
+        from . import ingest
+        from .service import Assistant
+
+        assistant = Assistant(make_settings(documents, index, model))
+        with progress_bar() as update:
+            result = ingest.reextract(_with_progress(assistant, update), doc_ids or None)
+        for line in result["skipped"]:
+            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+        out.print(f"re-extracted {len(result['changed'])} document(s)" + (f": {', '.join(result['changed'])}" if result["changed"] else "")
+                  + f"; {len(result['unchanged'])} unchanged"
+                  + (f"; index {result['build']['build_id']}" if result["build"] else ""), highlight=False, soft_wrap=True)
+
+    run(go)
+
+
+class _with_progress:
+    """An assistant whose build() shows the progress bar."""
+
+    def __init__(self, assistant, update):
+        self._assistant, self._update = assistant, update
+
+    def __getattr__(self, name):
+        return getattr(self._assistant, name)
+
+    def build(self, **kw):
+        return self._assistant.build(progress=self._update, **kw)
+
+
+@app.command()
 def ask(
     question: str = typer.Argument(..., help="The question, in French or English."),
     documents: Optional[Path] = DocumentsOpt,
@@ -230,9 +356,12 @@ def eval(  # noqa: A001 - the command is `summit eval`
     model: Optional[str] = ModelOpt,
     beir: Optional[Path] = typer.Option(None, "--beir", help="Also (or only) score retrieval on a BEIR folder: nDCG@10, recall@10, MRR@10."),
     show_misses: bool = typer.Option(True, "--misses/--no-misses", help="List the misses on the terminal."),
+    from_feedback: Optional[Path] = typer.Option(None, "--from-feedback", help="Only convert a feedback file (JSONL) into a question file to review, printed on stdout."),
 ):
     """Evaluate: by default the held-out dev and test splits (eval/splits.json) with the test texts
     of eval/corpus indexed next to documents/; or given question files; or a BEIR dataset."""
+    if from_feedback is not None:  # a conversion, not an evaluation (assistant/feedback.py)
+        return run(lambda: _export_feedback(from_feedback))
 
     def go():
         import datetime
@@ -317,7 +446,7 @@ def fit(
     splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
     corpus: Path = typer.Option(EVAL_CORPUS, "--corpus", help="Test texts indexed next to documents/ for fitting."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
-    max_false_rate: float = typer.Option(0.02, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
+    max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
@@ -341,10 +470,21 @@ def fit(
     run(go)
 
 
+def _export_feedback(path: Path) -> None:
+    from .feedback import export_questions
+
+    lines, summary = export_questions(path)
+    for line in lines:
+        print(line)
+    bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
+    err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
+              f"(fill their answers/evidence before using the file){bad}", highlight=False)
+
+
 @app.command("export-beir")
 def export_beir(
     outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, queries.jsonl and qrels/test.tsv into."),
-    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL)."),
+    questions: Path = typer.Option(Path("eval/corpus/questions/seed-gold.jsonl"), "--questions", help="Gold question file (JSONL)."),
     documents: Optional[Path] = DocumentsOpt,
 ):
     """Write our chunks and gold questions as a BEIR dataset (no model needed)."""
@@ -378,7 +518,8 @@ def bench(
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
-    questions: Path = typer.Option(Path("eval/questions.jsonl"), "--questions", help="Gold question file (JSONL) to ask."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Question file (JSONL) to ask [default: the test split of eval/splits.json]."),
+    corpus: Optional[Path] = typer.Option(EVAL_CORPUS, "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
     sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
@@ -406,7 +547,8 @@ def bench(
             scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen), store=store,
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
-        settings = make_settings(documents, index, model)
+        use_corpus = corpus if corpus and str(corpus) else None
+        settings = _eval_settings(documents, index if index is not None else (EVAL_INDEX if use_corpus else None), model, use_corpus)
         t0 = _time.perf_counter()
         result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))
         out.print(benchmod.summary_table(result))
@@ -420,6 +562,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("sentence_transformers", "faiss", "faiss.loader", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("trafilatura", "htmldate", "courlan", "pypdf"):  # extraction internals, not the user's concern
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     app()
 
 

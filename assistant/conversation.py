@@ -29,6 +29,8 @@ class Turn:
     question: str
     context: list[tuple[str, float]] = field(default_factory=list)
     previous_type: str | None = None  # the asked type of the question before
+    previous_sid: int | None = None  # the sentence that answered the question before
+    previous_doc: str | None = None  # ... and its document
 
 
 def follow(question: str, previous: Turn, previous_answer, settings: dict | None = None) -> Turn:
@@ -40,10 +42,19 @@ def follow(question: str, previous: Turn, previous_answer, settings: dict | None
     if previous_answer is not None and previous_answer.found and previous_answer.span_type:
         context.append((previous_answer.answer, wa))
     context += [(c, cw * DECAY) for c, cw in previous.context]
-    prev_type = None
+    prev_type = prev_sid = prev_doc = None
     if previous_answer is not None:
         prev_type = getattr(previous_answer, "asked_type", None)
-    return Turn(question, context, prev_type)
+        if previous_answer.found:
+            prev_sid, prev_doc = getattr(previous_answer, "sid", None), getattr(previous_answer, "doc_id", None)
+    return Turn(question, context, prev_type, prev_sid, prev_doc)
+
+
+def attach(query, turn: Turn):
+    """Carry where the conversation was (the previous answer's sentence and document) into the
+    query: a follow-up usually continues the same article, often the same passage."""
+    query.previous_sid, query.previous_doc = turn.previous_sid, turn.previous_doc
+    return inherit_type(query, turn)
 
 
 def inherit_type(query, turn: Turn):

@@ -21,6 +21,9 @@ DOCUMENT_SUFFIXES = (".md", ".markdown")
 MAX_DOCUMENT_BYTES = 5_000_000
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 _ID_SAFE = re.compile(r"[^a-z0-9]+")
+# Front matter `boilerplate: extracted` marks a document whose text an extractor already cleaned
+# (HTML pages added with `summit add`): the line patterns are not applied to it again.
+EXTRACTED = "extracted"
 
 # Words that mark a call-to-action line ("Je crée mon compte", "Cliquez sur ...").
 _CTA_WORDS = re.compile(
@@ -110,6 +113,12 @@ def clean_text(body: str, patterns: list[str]) -> tuple[str, list[str]]:
     return text, removed
 
 
+def normalize_body(body: str) -> str:
+    """Line endings to \\n, trailing spaces and runs of blank lines removed; nothing else."""
+    lines = [ln.rstrip() for ln in body.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines).strip("\n"))
+
+
 def _as_text(value: object, path: Path, name: str) -> str | None:
     if value is None:
         return None
@@ -148,7 +157,10 @@ def parse_document(path: Path, raw: bytes, patterns: list[str]) -> Document:
     body = content[match.end():]
     if not body.strip():
         raise DocumentError(path, "has an empty body; add the article text after the front matter")
-    text, removed = clean_text(body, patterns)
+    if str(meta.get("boilerplate") or "").strip().lower() == EXTRACTED:
+        text, removed = normalize_body(body), []
+    else:
+        text, removed = clean_text(body, patterns)
     if not text.strip():
         raise DocumentError(path, "has no text left after removing boilerplate")
     return Document(

@@ -70,3 +70,19 @@ class BuildLockedError(SummitError):
     """Another build of the same index is running: this one is refused."""
 
     exit_code = 7
+
+
+class IngestError(DocumentError):
+    """A file offered to ``summit add`` / ``POST /api/documents`` cannot be added.
+
+    ``reason`` says which kind of problem it is, so the API can pick its status code:
+    ``too_large``, ``unsupported`` (type or binary), ``duplicate``, ``empty`` (nothing left after
+    extraction), ``invalid`` (unreadable or incomplete), ``not_found`` (delete of an unknown id).
+    """
+
+    REASONS = frozenset({"too_large", "unsupported", "duplicate", "empty", "invalid", "not_found"})
+
+    def __init__(self, path: object, problem: str, reason: str = "invalid"):
+        assert reason in self.REASONS, reason
+        self.reason = reason
+        super().__init__(path, problem)

@@ -22,7 +22,8 @@ from . import abstention
 from . import evaluation as ev
 from .scoring import SENTENCE_FEATURES, LogisticModel, Weights, load_weights
 
-MAX_FALSE_ABSTENTION_RATE = 0.02
+MAX_FALSE_ABSTENTION_RATE = 0.01
+ABSTAIN_C = 0.1  # strong L2: measured by leave-one-article-out cross-validation on dev
 
 
 def _fit_logistic(X: np.ndarray, y: np.ndarray, features: tuple[str, ...], *, C: float, balanced: bool) -> LogisticModel:
@@ -59,7 +60,7 @@ def trace(assistant, q: ev.Question, mode: str = "hybrid", k: int = 5) -> Trace:
     turn = assistant._resolve(retriever, answerer, q.question, q.history)
     from . import conversation
 
-    query = conversation.inherit_type(retriever.analyze(turn.question, turn.context, history=q.history), turn)
+    query = conversation.attach(retriever.analyze(turn.question, turn.context, history=q.history), turn)
     retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
     scored = answerer.score(retrieved)
     answer = answerer.answer(retrieved, k=k)
@@ -81,14 +82,14 @@ def sentence_rows(traces: list[Trace], store) -> tuple[np.ndarray, np.ndarray, n
     return np.array(X), np.array(y), np.array(g)
 
 
-def abstain_rows(traces: list[Trace]) -> tuple[np.ndarray, np.ndarray]:
+def abstain_rows(traces: list[Trace], answerer) -> tuple[np.ndarray, np.ndarray]:
     X, y = [], []
     for t in traces:
         if not t.scored:
             continue
         best = t.scored[0]
         second = t.scored[1] if len(t.scored) > 1 else None
-        X.append(abstention.features(t.query, best, second, t.query.qtype.answer_type not in (None, "yesno")))
+        X.append(abstention.features(t.query, best, second, t.query.qtype.answer_type not in (None, "yesno"), answerer.domain(t.query)))
         y.append(1 if t.question.answerable else 0)
     return np.array(X), np.array(y)
 
@@ -104,8 +105,41 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, max_false_rate: float) -> flo
     return max(0.0, t - 1e-6)
 
 
+# Settings tuned on dev by grid search once the scorer is fitted (the answer metric decides).
+GRID = {
+    "conflict_margin": (0.0, 0.5, 1.0, 2.0),
+    "context_weight": (0.3, 0.6, 0.9),
+}
+
+
+def _objective(rows: list[dict]) -> float:
+    """Share of answerable dev questions answered right (a conflict also needs both sources cited)."""
+    good = [r["answer_correct"] and (not r.get("conflict") or r["conflict"]["older_cited"]) for r in rows if r["answerable"]]
+    return sum(good) / len(good) if good else 0.0
+
+
+def tune_settings(assistant, questions: list[ev.Question], progress=None) -> dict:
+    """One setting at a time, each over its grid, keeping the best on dev (ties keep the default)."""
+    index, retriever, answerer = assistant._parts()
+    chosen = {}
+    for name, values in GRID.items():
+        results = []
+        for v in values:
+            answerer.weights.settings[name] = v
+            assistant._answers = type(assistant._answers)(0)
+            rows = ev.run_questions(assistant, questions, mode="hybrid", k=5,
+                                    progress=(lambda d, t, n=name, v=v: progress(f"tuning {n}={v}", d, t)) if progress else None)
+            results.append((_objective(rows), v))
+        best = max(results, key=lambda r: r[0])[1]
+        answerer.weights.settings[name] = best
+        chosen[name] = best
+        chosen[f"{name}_dev_objective"] = {str(v): round(o, 4) for o, v in results}
+    return chosen
+
+
 def fit(assistant, questions: list[ev.Question], *, mode: str = "hybrid", C: float = 0.5,
-        max_false_rate: float = MAX_FALSE_ABSTENTION_RATE, progress=None, settings: dict | None = None) -> tuple[Weights, dict]:
+        max_false_rate: float = MAX_FALSE_ABSTENTION_RATE, progress=None, settings: dict | None = None,
+        tune: bool = True) -> tuple[Weights, dict]:
     """Fit both models on ``questions`` (the dev split) and install them in ``assistant``."""
     index, retriever, answerer = assistant._parts()
     base = load_weights()
@@ -128,16 +162,25 @@ def fit(assistant, questions: list[ev.Question], *, mode: str = "hybrid", C: flo
         X, y, _ = sentence_rows(traces, index)
         weights.sentence = _fit_logistic(X, y, SENTENCE_FEATURES, C=C, balanced=False)
         answerer.weights = weights
-    traces = run_all("abstention")
-    Xa, ya = abstain_rows(traces)
-    model = _fit_logistic(Xa, ya, abstention.ABSTAIN_FEATURES, C=C, balanced=True)
-    p = model.proba(Xa)
-    model.threshold = choose_threshold(p, ya, max_false_rate)
-    weights.abstain = model
-    answerer.weights = weights
-    answerer.threshold = model.threshold
+    def fit_abstention(stage: str):
+        traces = run_all(stage)
+        Xa, ya = abstain_rows(traces, answerer)
+        model = _fit_logistic(Xa, ya, abstention.ABSTAIN_FEATURES, C=ABSTAIN_C, balanced=True)
+        p = model.proba(Xa)
+        model.threshold = choose_threshold(p, ya, max_false_rate)
+        weights.abstain = model
+        answerer.weights = weights
+        answerer.threshold = model.threshold
+        return model, p, ya
+
+    model, p, ya = fit_abstention("abstention")
+    if tune:  # the constants, with both models in place; then the abstention model again
+        weights.settings.update(tune_settings(assistant, questions, progress=progress))
+        answerer.weights = weights
+        model, p, ya = fit_abstention("abstention, after tuning")
     abstained = p < model.threshold
     report = {
+        "settings": {k: v for k, v in weights.settings.items()},
         "sentence_rows": int(len(y)), "sentence_positives": int(y.sum()),
         "abstain_rows": int(len(ya)), "threshold": round(model.threshold, 4),
         "dev_false_abstentions": int((abstained & (ya == 1)).sum()),

@@ -46,7 +46,7 @@ from .settings import Settings
 
 log = logging.getLogger("summit.index")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 4
 FILES = ("table.json", "chunks.faiss", "sentences.faiss", "lexical.npz")  # the primary encoder's; more per extra encoder
 BM25_K1, BM25_B = 1.2, 0.75
 
@@ -129,6 +129,7 @@ class LoadedIndex:
     vocab: list[str]  # surface words, for cross-lingual term translation
     vocab_terms: list[int]  # term id of each vocab word
     vocab_vectors: np.ndarray  # float32, normalised (primary encoder)
+    role_table: dict = field(default_factory=dict)  # term -> {"PER": n, "ORG": n, "LOC": n} (role_types)
     kind: str = "faiss"
     _copies: dict = field(default_factory=dict, repr=False)
     _terms: list[str] | None = field(default=None, repr=False)
@@ -222,6 +223,10 @@ class LoadedIndex:
         top = nz[np.argsort(-scores[nz], kind="stable")[:k]]
         return [(int(c), float(scores[c])) for c in top]
 
+    def roles(self, term: str) -> dict[str, int]:
+        """How often the word ``term`` stands beside a person, an organisation, a place name."""
+        return self.role_table.get(term, {})
+
     def term_idf(self, term: str) -> float | None:
         t = self.term_ids.get(term)
         return None if t is None else float(self.idf[t])
@@ -302,15 +307,61 @@ def build_lexical(chunk_terms: list[list[str]]) -> tuple[sparse.csr_matrix, dict
     return matrix, term_ids, idf
 
 
+ROLE_WINDOW = 3  # content words looked at beside a name
+
+
+def role_types(documents: list[Document], sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
+    """Which kind of name each word introduces in this corpus: news style puts a role noun
+    right by a name ("la ministre Clara Chappaz", "Narendra Modi, le Premier ministre indien",
+    "le fonds MGX"). For every annotated name, the few content words just before it, or just
+    after a comma that follows it, count towards that word's label (PER, ORG, LOC). A question's
+    "which X" is then typed by what X introduces here, whatever the words."""
+    import re as _re
+
+    texts = {d.doc_id: d for d in documents}
+    counts: dict[str, Counter] = {}
+    for s in sentences:
+        doc = texts.get(s.doc_id)
+        if doc is None or not s.entities:
+            continue
+        for a, b, label in s.entities:
+            if label not in ("PER", "ORG", "LOC"):
+                continue
+            before = doc.text[max(s.start, a - 60) : a]
+            before = _re.split(r"[,;:.()«»\"]", before)[-1]
+            words = textmod.content_words(before)[-ROLE_WINDOW:]
+            after = doc.text[b : min(s.end, b + 60)]
+            m = _re.match(r"\s*,\s*([^,;:.()]+)", after)
+            if m:
+                words += textmod.content_words(m.group(1))[:ROLE_WINDOW]
+            for w in words:
+                if w[:1].isupper() or any(ch.isdigit() for ch in w):
+                    continue
+                counts.setdefault(textmod.stem(w, doc.language), Counter())[label] += 1
+    return {t: dict(c) for t, c in counts.items() if sum(c.values()) >= 2}
+
+
 def vocabulary(documents: list[Document]) -> list[tuple[str, str]]:
-    """(surface word, term) pairs worth translating a question word into: content words of the
-    corpus, lower case, no numbers."""
+    """(word, term) pairs worth translating a question word into: content words of the corpus,
+    lower case, no numbers."""
+    return [(w, t) for w, t, _ in vocabulary_forms(documents)]
+
+
+def vocabulary_forms(documents: list[Document]) -> list[tuple[str, str, str]]:
+    """(lower-case word, term, the form written most often) for every vocabulary word. Word
+    vectors are taken of the written form: a multilingual encoder matches "Corée" with "Korea"
+    (0.90) far better than "corée" with "korea" (0.31)."""
     seen: dict[str, str] = {}
+    forms: dict[str, Counter] = {}
     for doc in documents:
-        for w in textmod.content_words(doc.text):
-            if w not in seen and len(w) > 2 and not any(ch.isdigit() for ch in w):
+        for surface in textmod.words(doc.text):
+            w = surface.lower()
+            if len(w) <= 2 or any(ch.isdigit() for ch in w) or w in textmod.STOPWORDS or textmod.fold(w) in textmod.STOPWORDS:
+                continue
+            if w not in seen:
                 seen[w] = textmod.stem(w, doc.language)
-    return sorted(seen.items())
+            forms.setdefault(w, Counter())[surface] += 1
+    return sorted((w, t, forms[w].most_common(1)[0][0]) for w, t in seen.items())
 
 
 @dataclass
@@ -465,7 +516,9 @@ def build_index(
                 sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
             step("annotating", i + 1, len(to_annotate))
 
-    vocab_pairs = vocabulary(documents)
+    vocab_forms = vocabulary_forms(documents)
+    vocab_pairs = [(w, t) for w, t, _ in vocab_forms]
+    written = {w: form for w, _, form in vocab_forms}
     new_words = [w for w, _ in vocab_pairs if w not in old_words]
     batch = 64
     total = len(to_embed) * n_enc + len(new_words)
@@ -481,7 +534,7 @@ def build_index(
     word_vecs = dict(old_words)
     for i in range(0, len(new_words), 256):
         part = new_words[i : i + 256]
-        word_vecs.update(zip(part, encoders.primary.encode(part, query=True)))
+        word_vecs.update(zip(part, encoders.primary.encode([written[w] for w in part], query=True)))
         done += len(part)
         step("embedding", done, total)
     dim0 = encoders.primary.dimension
@@ -502,6 +555,7 @@ def build_index(
         "chunks": [[c.chunk_id, c.doc_id, c.start, c.end, c.sentence_ids] for c in chunks],
         "sentences": [[s.doc_id, s.start, s.end, s.chunk_ids, [list(e) for e in s.entities], int(s.anaphor)] for s in sentences],
         "vocab": [vocab_pairs[i][0] for i in keep],
+        "roles": role_types(documents, sentences),
         "terms": list(term_ids),  # dict order is term id order
     }
     keys = {}
@@ -676,6 +730,7 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         chunks = [ChunkRecord(c[0], c[1], c[2], c[3], c[4]) for c in table["chunks"]]
         sentences = [SentenceRecord(s[0], s[1], s[2], s[3], tuple(tuple(e) for e in s[4]), bool(s[5])) for s in table["sentences"]]
         vocab = table["vocab"]
+        roles = table.get("roles", {})
         term_ids = {term: i for i, term in enumerate(table["terms"])}
     except IndexCorruptError:
         raise
@@ -695,7 +750,7 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
     if len(term_ids) != bm25.shape[0]:
         raise IndexCorruptError(f"index lexical table in {build} is inconsistent; run `summit build --force`")
     return LoadedIndex(build, manifest, documents, chunks, sentences, chunk_indexes, sentence_indexes, bm25, term_ids,
-                       idf, vocab, [int(t) for t in vocab_terms], vocab_vectors)
+                       idf, vocab, [int(t) for t in vocab_terms], vocab_vectors, role_table=roles)
 
 
 def index_status(settings: Settings, encoder_ids) -> str | None:

@@ -69,6 +69,7 @@ from .errors import (
     SummitError,
 )
 from .index import (
+    ROLE_WINDOW,
     ChunkRecord,
     SentenceRecord,
     _document_key,
@@ -687,7 +688,7 @@ class MilvusStore:
     kind = "milvus"
 
     def __init__(self, conn: Connection, settings: Settings, manifest: dict, *, terms: IdfTable, vocab: list[str],
-                 vocab_terms: list[str], vocab_vectors: np.ndarray, shared: _Shared):
+                 vocab_terms: list[str], vocab_vectors: np.ndarray, shared: _Shared, roles: dict | None = None):
         self.conn = conn
         self.settings = settings
         self.manifest = manifest
@@ -698,6 +699,7 @@ class MilvusStore:
         self.vocab_vectors = vocab_vectors
         self._vocab_terms = vocab_terms
         self._shared = shared
+        self._roles = roles or {}
         self._docs = _LRU(DOC_CACHE)
         self._doc_list: list[dict] | None = None
         self._pending: dict[str, set[int]] = {"chunk": set(), "sentence": set()}
@@ -845,7 +847,8 @@ class MilvusStore:
         rows.sort(key=lambda r: int(r["part"]))
         meta = rows[0]["meta"]
         doc = {k: meta.get(k) for k in ("doc_id", "title", "source", "url", "published", "language")}
-        doc.update({"text": "".join(r["text"] for r in rows), "path": meta.get("path"), "sha256": meta.get("sha256")})
+        doc.update({"text": "".join(r["text"] for r in rows), "path": meta.get("path"), "sha256": meta.get("sha256"),
+                    "chunks": int(meta.get("nc", 0))})
         self._docs.put(doc_id, doc)
         return doc
 
@@ -989,6 +992,20 @@ class MilvusStore:
     def term_of(self, vocab_row: int) -> str:
         return self._vocab_terms[vocab_row]
 
+    def roles(self, term: str) -> dict[str, int]:
+        """How often word ``term`` stands beside a person, an organisation, a place name
+        (index.role_types, summed over the documents by the build)."""
+        return self._roles.get(term, {})
+
+    def centroid(self, encoder: int) -> np.ndarray:
+        """The corpus's mean sentence direction for an encoder (Retriever.centroid), kept by the
+        build as a running sum: exact, and no scan of the sentences."""
+        sums = self.manifest.get("centroid_sums")
+        if not sums:
+            return np.zeros(self.manifest["dimensions"][encoder], np.float32)
+        v = np.asarray(sums[encoder], dtype=np.float64)
+        return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
 
 def _new_shared(settings: Settings, generation: int) -> _Shared:
     return _Shared(generation,
@@ -1010,6 +1027,7 @@ def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous:
     blobs = manifest.get("blobs", {})
     df = parse_terms(_read_blobs(conn, meta, "terms", seq, int(blobs.get("terms", 0))))
     terms = IdfTable.from_df(df, int(manifest["counts"]["chunks"]))
+    roles = parse_roles(_read_blobs(conn, meta, "roles", seq, int(blobs.get("roles", 0))))
     vocab_pairs = _read_vocabulary(conn, meta, seq, int(blobs.get("words", 0)), df, settings.milvus_vocab_max)
     del df
     shared = previous._shared if previous is not None and previous.generation == int(manifest["generation"]) else None
@@ -1030,7 +1048,7 @@ def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous:
     # Only the loaded vocabulary stays in memory.
     shared.word_vectors = {w: known[w] for w in vocab}
     return MilvusStore(conn, settings, manifest, terms=terms, vocab=vocab, vocab_terms=[t for _, t in vocab_pairs],
-                       vocab_vectors=vectors, shared=shared)
+                       vocab_vectors=vectors, shared=shared, roles=roles)
 
 
 # ---- the build lock ----------------------------------------------------------------------------
@@ -1133,6 +1151,8 @@ class _Prepared:
     sentences: list[SentenceRecord]  # chunk_ids local
     chunk_terms: list[list[str]]
     words: dict[str, str]  # vocabulary words of the document -> term
+    forms: dict[str, Counter] = field(default_factory=dict)  # word -> how it is written (index.vocabulary_forms)
+    roles: dict[str, dict[str, int]] = field(default_factory=dict)  # raw index.role_types counts, once annotated
 
 
 def prepare(doc: Document, settings: Settings, folder: int = 0, key: str | None = None) -> _Prepared:
@@ -1155,15 +1175,50 @@ def prepare(doc: Document, settings: Settings, folder: int = 0, key: str | None 
         chunks.append(ChunkRecord(ch.chunk_id, doc.doc_id, ch.start, ch.end, ids))
         terms.append(textmod.terms(ch.text, doc.language))
     words: dict[str, str] = {}
-    for w in textmod.content_words(doc.text):
-        if w not in words and len(w) > 2 and not any(c.isdigit() for c in w):
+    forms: dict[str, Counter] = {}
+    for surface in textmod.words(doc.text):  # as index.vocabulary_forms
+        w = surface.lower()
+        if len(w) <= 2 or any(c.isdigit() for c in w) or w in textmod.STOPWORDS or textmod.fold(w) in textmod.STOPWORDS:
+            continue
+        if w not in words:
             words[w] = textmod.stem(w, doc.language)
-    return _Prepared(doc, folder, key or Path(doc.path).name, chunks, sentences, terms, words)
+        forms.setdefault(w, Counter())[surface] += 1
+    return _Prepared(doc, folder, key or Path(doc.path).name, chunks, sentences, terms, words, forms)
+
+
+def role_counts(doc: Document, sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
+    """index.role_types of one document without its final filter: raw counts, which add up
+    over documents (the sum, filtered as there, is the corpus table)."""
+    counts: dict[str, Counter] = {}
+    for s in sentences:
+        for a, b, label in s.entities:
+            if label not in ("PER", "ORG", "LOC"):
+                continue
+            before = doc.text[max(s.start, a - 60) : a]
+            before = re.split(r"[,;:.()«»\"]", before)[-1]
+            words = textmod.content_words(before)[-ROLE_WINDOW:]
+            after = doc.text[b : min(s.end, b + 60)]
+            m = re.match(r"\s*,\s*([^,;:.()]+)", after)
+            if m:
+                words += textmod.content_words(m.group(1))[:ROLE_WINDOW]
+            for w in words:
+                if w[:1].isupper() or any(ch.isdigit() for ch in w):
+                    continue
+                counts.setdefault(textmod.stem(w, doc.language), Counter())[label] += 1
+    return {t: dict(c) for t, c in counts.items()}
+
+
+def role_table(per_document: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, Counter] = {}
+    for roles in per_document:
+        for t, c in roles.items():
+            total.setdefault(t, Counter()).update(c)
+    return {t: dict(c) for t, c in total.items() if sum(c.values()) >= 2}
 
 
 def _doc_meta(p: _Prepared, c0: int, s0: int) -> dict:
     return {**p.doc.metadata(), "path": p.key, "sha256": p.doc.content_hash, "folder": p.folder, "name": Path(p.doc.path).name,
-            "c0": c0, "nc": len(p.chunks), "s0": s0, "ns": len(p.sentences)}
+            "c0": c0, "nc": len(p.chunks), "s0": s0, "ns": len(p.sentences), "roles": p.roles}
 
 
 @dataclass
@@ -1229,6 +1284,7 @@ class _Writer:
         self.embedded = 0
         self.reused = 0
         self.rows = 0
+        self.sentence_sums = [np.zeros(e.dimension, np.float64) for e in encoders]  # corpus centroid (index: Retriever.centroid)
 
     def write(self, batch: list[tuple[_Prepared, int, int]], total_rows: int) -> None:
         n_enc = len(self.encoders)
@@ -1259,6 +1315,11 @@ class _Writer:
         self.embedded += len(texts) * n_enc
         chunk_rows, sent_rows, doc_rows = [], [], []
         for bi, (p, c0, s0) in enumerate(batch):
+            for e in range(n_enc):
+                self.sentence_sums[e] += svecs[bi][e].sum(axis=0, dtype=np.float64)
+            annotated = [SentenceRecord(s.doc_id, s.start, s.end, s.chunk_ids, n.entities, n.anaphor)
+                         for s, n in zip(p.sentences, notes[bi])]
+            p.roles = role_counts(p.doc, annotated)
             for r, c in enumerate(p.chunks):
                 text = p.doc.text[c.start : c.end]
                 lex = lex_document(p.chunk_terms[r]) if self.settings.milvus_bm25_input == "terms" else text
@@ -1288,9 +1349,11 @@ class _Writer:
 
 
 def _embed_words(conn: Connection, encoders: EncoderSet, vocab_coll: str, words: list[tuple[str, str]],
-                 reuse_coll: str | None, step: Progress) -> int:
+                 reuse_coll: str | None, step: Progress, written: dict[str, str] | None = None) -> int:
     """Vocabulary rows for new words: vectors copied from ``reuse_coll`` when it has them (same
-    primary model), else embedded. Stored rounded to float16 precision, as the FAISS store."""
+    primary model), else embedded as most often written ("Corée", index.vocabulary_forms).
+    Stored rounded to float16 precision, as the FAISS store."""
+    written = written or {}
     known: dict[str, list[float]] = {}
     if reuse_coll:
         for i in range(0, len(words), BATCH_ROWS):
@@ -1299,7 +1362,7 @@ def _embed_words(conn: Connection, encoders: EncoderSet, vocab_coll: str, words:
     fresh = [w for w, _ in words if w not in known]
     for i in range(0, len(fresh), 256):
         part = fresh[i : i + 256]
-        vecs = encoders.primary.encode(part, query=True).astype(np.float16).astype(np.float32)
+        vecs = encoders.primary.encode([written.get(w, w) for w in part], query=True).astype(np.float16).astype(np.float32)
         known.update(zip(part, vecs))
         step("embedding words", i + len(part), len(fresh))
     rows = [{"id": word_id(w), "word": w, "term": t, "v": np.asarray(known[w], dtype=np.float32)} for w, t in words]
@@ -1324,10 +1387,35 @@ def _corpus_tables(prepared: list[_Prepared]) -> tuple[Counter, dict[str, list]]
     return terms_df, words
 
 
+def _written_forms(prepared: list[_Prepared], wanted: Iterable[str]) -> dict[str, str]:
+    """The form each word is written in most often across the corpus (index.vocabulary_forms)."""
+    wanted = set(wanted)
+    forms: dict[str, Counter] = {}
+    for p in prepared:
+        for w, c in p.forms.items():
+            if w in wanted:
+                forms.setdefault(w, Counter()).update(c)
+    return {w: c.most_common(1)[0][0] for w, c in forms.items()}
+
+
 def _avgdl(prepared: list[_Prepared]) -> float:
     """Mean passage length in terms, computed as index.build_lexical computes it."""
     lengths = np.array([max(len(t), 1) for p in prepared for t in p.chunk_terms], dtype=np.float32)
     return float(lengths.mean()) if len(lengths) else 1.0
+
+
+def _role_blobs(roles: dict[str, dict[str, int]]) -> list[str]:
+    return lines_blobs(f"{t}\t" + ",".join(f"{k}={v}" for k, v in sorted(c.items())) for t, c in sorted(roles.items()))
+
+
+def parse_roles(blobs: list[str]) -> dict[str, dict[str, int]]:
+    out = {}
+    for blob in blobs:
+        for line in blob.split("\n"):
+            if line:
+                term, counts = line.split("\t")
+                out[term] = {k: int(v) for k, v in (kv.split("=") for kv in counts.split(",") if kv)}
+    return out
 
 
 def _tables(terms_df: dict[str, int], words: dict[str, tuple[str, int]]) -> tuple[list[str], list[str]]:
@@ -1497,10 +1585,13 @@ def _full(conn, settings, encoders, prepared, current, fingerprint, compatible, 
         vocab_words = [(w, t) for w, (t, _) in sorted(words.items()) if t in terms_df]
         reuse_vocab = current["collections"]["vocab"] if (current and current.get("encoders", [None])[0] == encoders.ids[0]
                                                           and current.get("dimensions", [None])[0] == dims[0]) else None
-        new_words = _embed_words(conn, encoders, names["vocab"], vocab_words, reuse_vocab, step)
+        new_words = _embed_words(conn, encoders, names["vocab"], vocab_words, reuse_vocab, step,
+                                 _written_forms(prepared, (w for w, _ in vocab_words)))
         tblobs, wblobs = _tables(dict(terms_df), {w: (t, df) for w, (t, df) in words.items()})
+        rblobs = _role_blobs(role_table(p.roles for p in prepared))
         _write_blobs(conn, names["meta"], "terms", seq, tblobs)
         _write_blobs(conn, names["meta"], "words", seq, wblobs)
+        _write_blobs(conn, names["meta"], "roles", seq, rblobs)
         build_id = _new_build_id()
         manifest = {
             **fingerprint,
@@ -1517,7 +1608,8 @@ def _full(conn, settings, encoders, prepared, current, fingerprint, compatible, 
             "counts": {"documents": len(prepared), "chunks": n_chunks, "sentences": n_sents},
             "avgdl": _avgdl(prepared),
             "next_ids": {"chunk": n_chunks, "sentence": n_sents},
-            "blobs": {"terms": len(tblobs), "words": len(wblobs)},
+            "blobs": {"terms": len(tblobs), "words": len(wblobs), "roles": len(rblobs)},
+            "centroid_sums": [v.tolist() for v in writer.sentence_sums],
             "dead_rows": 0,
             "vocabulary": len(vocab_words),
         }
@@ -1581,7 +1673,22 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
         have.update(r["word"] for r in conn.call("get", names["vocab"], ids=[word_id(w) for w in candidates[i : i + BATCH_ROWS]],
                                                  output_fields=["word"]))
     new_vocab = [(w, words[w][0]) for w in candidates if w not in have and words[w][0] in terms_df]
-    new_words = _embed_words(conn, encoders, names["vocab"], new_vocab, None, step) if new_vocab else 0
+    new_words = _embed_words(conn, encoders, names["vocab"], new_vocab, None, step,
+                             _written_forms(prepared, (w for w, _ in new_vocab))) if new_vocab else 0
+    # The corpus centroid: minus the retired documents' sentence vectors, plus the new ones.
+    sums = [np.asarray(v, dtype=np.float64) for v in current.get("centroid_sums") or [np.zeros(e.dimension) for e in encoders]]
+    for old in retire:
+        a, n = int(old.meta["s0"]), int(old.meta["ns"])
+        fields = [f"v{e}" for e in range(len(encoders))]
+        for lo in range(a, a + n, BATCH_ROWS):
+            for row in conn.call("query", names["sentences"], filter=f"id >= {lo} and id < {min(lo + BATCH_ROWS, a + n)}",
+                                 output_fields=fields, consistency_level="Strong"):
+                for e, f in enumerate(fields):
+                    sums[e] -= np.asarray(row[f], dtype=np.float64)
+    sums = [x + y for x, y in zip(sums, writer.sentence_sums)]
+    rewritten = {p.doc.doc_id for p, _, _ in placed}
+    roles = role_table([p.roles for p, _, _ in placed] + [o.meta.get("roles") or {} for d, o in live.items()
+                                                          if d in wanted and d not in rewritten])
     # Retire the replaced rows (readers at `seq` still see them until they switch).
     for old in retire:
         m = old.meta
@@ -1594,8 +1701,10 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
         if keys:
             conn.call("upsert", names["documents"], [{"key": k, "died": new_seq} for k in keys], partial_update=True)
     tblobs, wblobs = _tables(dict(terms_df), {w: (t, df) for w, (t, df) in words.items()})
+    rblobs = _role_blobs(roles)
     _write_blobs(conn, meta_coll, "terms", new_seq, tblobs)
     _write_blobs(conn, meta_coll, "words", new_seq, wblobs)
+    _write_blobs(conn, meta_coll, "roles", new_seq, rblobs)
     manifest = {
         **current,
         "build_id": _new_build_id(),
@@ -1604,7 +1713,8 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
         "counts": counts,
         "avgdl": _avgdl(prepared),
         "next_ids": {"chunk": c0, "sentence": s0},
-        "blobs": {"terms": len(tblobs), "words": len(wblobs)},
+        "blobs": {"terms": len(tblobs), "words": len(wblobs), "roles": len(rblobs)},
+        "centroid_sums": [v.tolist() for v in sums],
         "dead_rows": dead_rows,
         "vocabulary": sum(1 for _, (t, _) in words.items() if t in terms_df),
     }

@@ -9,7 +9,6 @@ The asked type is one of:
 
 =========  ===========================================================
 person     who / qui
-entity     which / quel + a noun that is no clear category ("which leader"): any name
 org        which company / quelle entreprise
 place      where / où, which country / city / venue
 date       when / quand, which day / year
@@ -28,8 +27,8 @@ from dataclasses import dataclass
 
 from . import text as textmod
 
-# Category words: the noun after which/what/quel is typed by the closest of these (word vectors),
-# when it is close enough; else it is a generic "entity".
+# Category words: the noun after which/what/quel is one of these, or introduces names of one kind
+# in the corpus, or is close to one of these (word vectors); else no type (the sentence answers).
 CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "person": ("person", "personne", "people", "personnalité", "individual", "individu"),
     "org": ("company", "entreprise", "organisation", "organization", "société", "firme"),
@@ -102,24 +101,31 @@ def head_noun(question: str) -> tuple[str | None, bool]:
     return word.lower(), plural
 
 
-def classify_head(head: str | None, similarity) -> str | None:
-    """The category of a head noun: the closest category word when close enough. ``similarity``
-    maps (word, list of words) to the best cosine (word vectors of the primary encoder)."""
+def classify_head(head: str | None, similarity, corpus_type=None) -> str | None:
+    """The category of a head noun: a category word itself; else what the noun introduces in
+    the corpus (``corpus_type``: "la ministre Clara Chappaz" makes "ministre" a person word);
+    else the closest category word when close enough (``similarity`` maps (word, words) to the
+    best cosine of word vectors). None when nothing says: the sentence then answers."""
     if not head:
         return None
-    best, best_sim = None, 0.0
     for cat, words in CATEGORY_WORDS.items():
         if head in words:
             return cat
+    if corpus_type is not None:
+        found = corpus_type(head)
+        if found:
+            return found
+    best, best_sim = None, 0.0
+    for cat, words in CATEGORY_WORDS.items():
         s = similarity(head, list(words))
         if s > best_sim:
             best, best_sim = cat, s
-    return best if best_sim >= CATEGORY_MIN_SIM else "entity"
+    return best if best_sim >= CATEGORY_MIN_SIM else None
 
 
-def analyse(question: str, similarity=None) -> QuestionType:
-    """The asked type of ``question``. ``similarity`` (word, words) -> cosine types the head noun
-    of which/what questions; without it such questions ask for a generic entity."""
+def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
+    """The asked type of ``question``. ``similarity`` (word, words) -> cosine and ``corpus_type``
+    (word -> type or None) type the head noun of which/what questions (classify_head)."""
     q = question.strip()
     first = _first_match(q)
     head, plural = head_noun(q)
@@ -127,11 +133,8 @@ def analyse(question: str, similarity=None) -> QuestionType:
     if is_yes_no(q) and (first is None or first[0] in ("person",) and not re.match(r"\s*(?:who|qui)\b", q, re.I)):
         return QuestionType("yesno", "yesno")
     if head is not None and (first is None or which_pos <= first[1]):
-        cat = classify_head(head, similarity) if similarity is not None else ("entity" if head else None)
-        if re.match(r"\s*what\b", q, re.I) and cat == "entity" and not re.search(r"\bwhat\s+\w+\s+(?:has|have|had|is|are|was|were|will|did|does|do)\b", q, re.I):
-            # "what role does she play" -> a description; "what company is ..." -> an entity
-            return QuestionType("what", None, head, plural)
-        return QuestionType("which", cat, head, plural)
+        cat = classify_head(head, similarity, corpus_type) if similarity is not None else None
+        return QuestionType("which" if cat else "what", cat, head, plural)
     if first is None:
         return QuestionType("what" if re.search(r"\b(what|que|quoi|qu['’]est-ce)\b", q, re.I) else "how" if re.search(r"\b(how|comment)\b", q, re.I) else "other", None)
     name = first[0]
@@ -139,7 +142,7 @@ def analyse(question: str, similarity=None) -> QuestionType:
           "person": "who", "why": "why"}[name]
     if name == "why":
         return QuestionType("why", None)
-    if name == "person" and re.search(r"\b(?:who|qui)\s+(?:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
+    if name == "person" and re.search(r"\b(?i:who|qui)\s+(?i:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
         return QuestionType("who", None)  # "Who is Arthur Mensch?" asks for a description
     if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
         # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count

@@ -27,10 +27,13 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 RRF_K = 60
 # A question word is translated to corpus words at least this similar (word vectors).
 TRANSLATION_MIN_SIM = 0.55
+NAME_TRANSLATION_MIN_SIM = 0.75
+ROLE_MIN_COUNT, ROLE_MIN_SHARE = 2.0, 0.6  # a noun types a which-question when it clearly introduces one kind
 DICTIONARY_STRENGTH = 0.8  # a FreeDict translation counts this much (`summit fit` settings may change it)
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
 WARM_UP_MAX_SENTENCES = 100_000
+CENTROID_SAMPLE = 50_000
 # Rare words say more about what a question asks than common ones.
 IDF_POWER = 1.5
 PREFIX_BONUS = 0.15
@@ -75,6 +78,8 @@ class Query:
     sources: frozenset[str] = frozenset()  # documents whose publisher the question names
     forms: frozenset[str] = frozenset()  # folded words of the question and its conversation
     own_vectors: list[np.ndarray] = field(default_factory=list)  # the question alone, per encoder
+    previous_sid: int | None = None  # the sentence that answered the previous question (follow-ups)
+    previous_doc: str | None = None
     cache: dict = field(default_factory=dict)
 
     @property
@@ -126,6 +131,25 @@ class Retriever:
         self._cache_lock = threading.Lock()
         self._category_vectors: dict[str, np.ndarray] = {}
         self.dictionary_strength = DICTIONARY_STRENGTH
+        self._centroids: dict[int, np.ndarray] = {}
+
+    def centroid(self, encoder: int) -> np.ndarray:
+        """The corpus's mean sentence direction for an encoder: how typical of these articles a
+        question is (an off-topic question points elsewhere). A store may provide it; else it is
+        the mean of (at most CENTROID_SAMPLE) stored sentence vectors."""
+        got = self._centroids.get(encoder)
+        if got is None:
+            provided = getattr(self.store, "centroid", None)
+            if provided is not None:
+                got = np.asarray(provided(encoder), dtype=np.float32)
+            else:
+                n = self.store.counts()["sentences"]
+                ids = range(n) if n <= CENTROID_SAMPLE else np.random.default_rng(0).choice(n, CENTROID_SAMPLE, replace=False)
+                vecs = self.store.vectors(encoder, "sentence", ids)
+                got = vecs.mean(axis=0) if len(vecs) else np.zeros(vecs.shape[1], np.float32)
+            got = got / max(float(np.linalg.norm(got)), 1e-9)
+            self._centroids[encoder] = got
+        return got
 
     def warm_up(self) -> None:
         """Precompute per-sentence tables for a small corpus, so the first questions are as fast
@@ -144,6 +168,8 @@ class Retriever:
             for level, rid in first.items():
                 self.store.vectors(e, level, [rid])
         self._vocab_by_prefix()
+        for e in range(self.store.n_encoders):
+            self.centroid(e)
 
     # ---- query analysis ----------------------------------------------------------------
     def analyze(self, question: str, context: list[tuple[str, float]] = (), language: str | None = None,
@@ -162,12 +188,17 @@ class Retriever:
                 if w not in seen:
                     seen.add(w)
                     items.append((w, ctx_weight))
-        # Question and context sentences with every encoder; words with the primary one.
+        # Question and context sentences with every encoder; words with the primary one, as
+        # written (a name's capital matters to a multilingual encoder).
+        written: dict[str, str] = {}
+        for text in [question_for_words] + [c for c, _ in context]:
+            for surface in textmod.words(text):
+                written.setdefault(surface.lower(), surface)
         texts = [question] + [c for c, _ in context]
         vectors, own_vectors = [], []
         word_vecs = None
         for e in range(store.n_encoders):
-            extra = [w for w, _ in items] if e == 0 else []
+            extra = [written.get(w, w) for w, _ in items] if e == 0 else []
             vecs = self.embed(e, texts + extra)
             q = vecs[0].copy()
             for (_, ctx_weight), v in zip(context, vecs[1 : 1 + len(context)]):
@@ -196,18 +227,20 @@ class Retriever:
                 if store.term_idf(t) is not None:
                     terms[t] = 1.0
             is_name = weight >= 1.0 and word in entities
-            if not is_name:
-                # A dictionary translation (FreeDict), then the nearest corpus words (word vectors).
+            # A name found as written needs no translation; one that is not ("Korea" for "Corée")
+            # takes only a dictionary entry or a close word vector, never a loose one.
+            if not (is_name and terms):
                 for tr in lexicon.translations(word, language):
                     for part in textmod.content_words(tr):
                         t = textmod.stem(part, other)
                         if store.term_idf(t) is not None:
                             terms[t] = max(terms.get(t, 0.0), self.dictionary_strength)
                 if row.size:
+                    floor = NAME_TRANSLATION_MIN_SIM if is_name else TRANSLATION_MIN_SIM
                     top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]
                     for j in top:
                         sim = float(row[j])
-                        if sim >= TRANSLATION_MIN_SIM:
+                        if sim >= floor:
                             t = store.term_of(int(j))
                             terms[t] = max(terms.get(t, 0.0), translation_strength(sim))
             if terms:
@@ -217,13 +250,29 @@ class Retriever:
                 importance = max_idf**IDF_POWER
             words.append(QueryWord(word, weight, terms, importance, entity=is_name,
                                    sims=row if row.size and not is_name else None))
-        qtype = qmod.analyse(question, self.category_similarity)
+        by_word = {w.word: w for w in words}
+        qtype = qmod.analyse(question, self.category_similarity, lambda head: self.corpus_type(by_word.get(head)))
         forms = set()
         for text in [question, *history]:
             for w in textmod.words(text):
                 forms.add(textmod.fold(w))
                 forms.update(textmod.fold(p) for p in w.split("-"))
         return Query(question, language, vectors, words, qtype, sources, frozenset(forms), own_vectors)
+
+    def corpus_type(self, word: QueryWord | None) -> str | None:
+        """What kind of name a question noun introduces in this corpus (store.roles): its terms'
+        counts, weighted by match strength; a clear majority of at least two occurrences."""
+        if word is None:
+            return None
+        counts: dict[str, float] = {}
+        for t, strength in word.terms.items():
+            for label, n in self.store.roles(t).items():
+                counts[label] = counts.get(label, 0.0) + strength * n
+        total = sum(counts.values())
+        if total < ROLE_MIN_COUNT:
+            return None
+        label, n = max(counts.items(), key=lambda kv: kv[1])
+        return {"PER": "person", "ORG": "org", "LOC": "place"}[label] if n / total >= ROLE_MIN_SHARE else None
 
     def category_similarity(self, word: str, category_words: list[str]) -> float:
         """Best cosine of a word with some category words (primary encoder word vectors)."""

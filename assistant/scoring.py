@@ -21,10 +21,10 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 SENTENCE_FEATURES: tuple[str, ...] = (
     "cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1",
     "cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov",
-    "ent", "ent_doc",
-    "type_fit", "type_missing", "why_marker",
+    "ent", "ent_doc", "ent_min", "key_min", "unmatched",
+    "type_fit", "type_missing", "type_bound", "local_cov", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
-    "anaphor", "source",
+    "anaphor", "source", "foreign", "prev_foreign", "prev_doc", "prev_near",
 )
 
 
@@ -82,8 +82,13 @@ def load_weights(path: Path | None = None) -> Weights:
     path = Path(path or WEIGHTS_FILE)
     if path.is_file():
         d = json.loads(path.read_text(encoding="utf-8"))
-        return Weights(LogisticModel.from_json(d["sentence"], SENTENCE_FEATURES),
-                       LogisticModel.from_json(d["abstain"], ABSTAIN_FEATURES), d.get("settings", {}))
+        try:
+            return Weights(LogisticModel.from_json(d["sentence"], SENTENCE_FEATURES),
+                           LogisticModel.from_json(d["abstain"], ABSTAIN_FEATURES), d.get("settings", {}))
+        except (ValueError, KeyError) as exc:
+            import logging
+
+            logging.getLogger("summit").warning("%s: %s; using unfitted weights", path, exc)
     sentence = LogisticModel.neutral(SENTENCE_FEATURES, {"cos0": 2.0, "cos1": 2.0, "cov": 2.0, "type_fit": 1.0})
     abstain = LogisticModel.neutral(ABSTAIN_FEATURES, {"best_p": 4.0}, threshold=0.5)
     abstain.intercept = -2.0
@@ -123,6 +128,18 @@ def min_key_match(words, matches: np.ndarray) -> float:
     median = imps[len(imps) // 2] if len(imps) % 2 else 0.5 * (imps[len(imps) // 2 - 1] + imps[len(imps) // 2])
     key = [m for i, m in own if i >= median]
     return min(key) if key else 0.0
+
+
+def unmatched_share(words, matches: np.ndarray, below: float = 0.3) -> float:
+    """Share of the question's own meaning (idf-weighted) that the matches leave out."""
+    total = miss = 0.0
+    for w, m in zip(words, matches):
+        if not w.own:
+            continue
+        total += w.importance
+        if float(m) < below:
+            miss += w.importance
+    return miss / total if total else 0.0
 
 
 def sigmoid(x: float) -> float:

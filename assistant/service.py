@@ -155,6 +155,7 @@ class Assistant:
         retriever = Retriever(index, self.embedder)
         retriever.warm_up()
         answerer = Answerer(retriever, min_confidence=self.settings.min_confidence)
+        answerer.warm_up()
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer
 
@@ -188,7 +189,7 @@ class Assistant:
 
     def _answer_with(self, retriever, answerer, turn: conversation.Turn, history: list[str], *, k: int, mode: str) -> Answer:
         query = retriever.analyze(turn.question, turn.context, history=history)
-        query = conversation.inherit_type(query, turn)
+        query = conversation.attach(query, turn)
         retrieved = retriever.retrieve(query, mode, n=max(30, k * 3))
         return answerer.answer(retrieved, k=k)
 

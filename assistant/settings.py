@@ -26,6 +26,18 @@ DEFAULT_BOILERPLATE_PATTERNS: list[str] = [
 ]
 
 
+# Suggested in the widget (SUMMIT_SUGGESTED_QUESTIONS, a JSON list); each is asked when an index is
+# installed and shown only when it is answered. These are answered by the two shipped articles.
+DEFAULT_SUGGESTED_QUESTIONS: list[str] = [
+    "Qui co-préside le sommet ?",
+    "Où se réuniront les chefs d'État ?",
+    "Quels patrons de la tech sont invités ?",
+    "Who co-chairs the summit?",
+    "Where will the heads of state meet?",
+    "Which tech leaders are invited?",
+]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUMMIT_", extra="ignore")
 
@@ -101,6 +113,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64_000, ge=1024)
     rate_limit_per_minute: int = Field(default=0, ge=0)  # 0 = off
     admin_token: str | None = None
+
+    # Adding articles (summit add, POST /api/documents): the largest file accepted.
+    max_upload_bytes: int = Field(default=20_000_000, ge=1024)
+    # Thumbs-up/down from the widget, one JSON object per line, append-only ("" turns it off).
+    feedback_file: str = "feedback/feedback.jsonl"
+    # Questions the widget suggests; only those the current index answers are shown.
+    suggested_questions: list[str] = Field(default_factory=lambda: list(DEFAULT_SUGGESTED_QUESTIONS))
 
     def check(self) -> "Settings":
         if self.chunk_overlap >= self.chunk_sentences:

@@ -55,7 +55,7 @@ DURATION = re.compile(
     re.I,
 )
 COUNT = re.compile(
-    rf"{_APPROX}(?:{_RANGE}|{_APPROX_FR})(?:\s{_SCALE}\b)?\s(?:(?:de|d['’])\s?)?(?:[A-Za-zÀ-ÿ'’-]+)(?:\s(?:de|d['’]|des|of)\s?[A-Za-zÀ-ÿ'’-]+)?",
+    rf"{_APPROX}(?:{_RANGE}|{_APPROX_FR})(?:\s{_SCALE}\b)?\s(?:(?:de|d['’])\s?)?(?:[A-Za-zÀ-ÿ'’-]+)(?:\s(?:(?:de|d['’]|des|of)\s?)?[A-Za-zÀ-ÿ'’-]+)?",
     re.I,
 )
 _UPPER = r"[A-ZÀ-ÖØ-Þ]"
@@ -68,15 +68,15 @@ _COORD = re.compile(r"^\s*(?:,|et|and|ou|or|ainsi que|as well as|&)\s*(?:l['’]
 _HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMWORD_FR}|{_NUMWORD_EN}|quelques|plusieurs|few|several|une?|a|an|one|dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier)s?\b", re.I)
 _HAS_MONTH = re.compile(_MONTHS, re.I)
 
-ENTITY_MAX_DISTANCE = 40
+_GLUE = frozenset({"de", "des", "du", "of"})
+SURE_DISTANCE = 40  # characters from a matched question word
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
 # Which candidate types answer which asked type, and how well (a person asked: a person is
 # best, an organisation or a country can be the actor).
 COMPATIBLE: dict[str, dict[str, float]] = {
-    "person": {"person": 1.0, "org": 0.5, "place": 0.25, "misc": 0.25},
+    "person": {"person": 1.0, "misc": 0.6, "org": 0.4, "place": 0.2},
     "org": {"org": 1.0, "misc": 0.7, "person": 0.2, "place": 0.2},
     "place": {"place": 1.0, "org": 0.3, "misc": 0.2},
-    "entity": {"person": 1.0, "org": 1.0, "place": 0.9, "misc": 0.8},
     "date": {"date": 1.0},
     "duration": {"duration": 1.0, "date": 0.2},
     "money": {"money": 1.0, "count": 0.3, "percent": 0.3},
@@ -133,6 +133,20 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
             continue
         if re.fullmatch(r"(?:19|20)\d{2}", m.group().split()[0]):
             continue
+        # the counted thing ends at the first grammar word ("58 pays ont signé" -> "58 pays")
+        toks = list(re.finditer(r"\S+", sentence[a:b]))
+        keep = 1
+        while keep < len(toks):
+            tok = toks[keep].group().lower().strip(",.;:")
+            if tok in _GLUE and keep + 1 < len(toks) and toks[keep + 1].group().lower().strip(",.;:") not in textmod.STOPWORDS:
+                keep += 2  # "une centaine de délégués", "dozens of delegates"
+                continue
+            if tok in textmod.STOPWORDS or re.match(r"(?:d|l)['’]$", tok):
+                break
+            keep += 1
+        if keep < 2 and not re.search(r"\d", toks[0].group()):
+            continue  # a number word with nothing counted after it
+        b = a + toks[keep - 1].end()
         add(a, b, "count")
         taken.append((a, b))
     # Names: build-time entities first, then capitalised runs they missed.
@@ -235,6 +249,7 @@ class Choice:
     fit: float  # type compatibility (0-1)
     distance: float
     score: float
+    referent: bool = False  # taken from the sentence before, which this one refers back to
 
 
 def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[int], forms: set[str],
@@ -244,7 +259,7 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
         return None
     compat = COMPATIBLE.get(asked, {})
     pool = [s for s in spans if compat.get(s.kind, 0) > 0]
-    if asked in ("person", "org", "place", "entity"):
+    if asked in ("person", "org", "place"):
         trimmed = []
         for s in pool:
             t = _trim_mentioned(s, forms, sentence)
@@ -265,11 +280,21 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
         fit = compat.get(s.kind, 0.0)
         dist = _anchor_distance(s, anchors, sentence)
         scored.append(Choice(s, fit, dist, fit - dist / 150.0))
-    if asked == "entity":
-        # "which X" with X no clear category: only a name standing right by a matched word
-        # (apposition: "le dirigeant indien Narendra Modi") is trusted; else the sentence answers
-        scored = [c for c in scored if c.distance <= ENTITY_MAX_DISTANCE]
-        if not scored:
-            return None
     scored.sort(key=lambda c: -c.score)
     return scored[0]
+
+
+def confident(choice: Choice | None, sentence: str, spans_: list[Span], asked: str | None) -> bool:
+    """Whether a chosen span is sure enough to stand as the short answer (else the sentence
+    answers): of exactly the asked kind, and either the only one in the sentence or clearly the
+    nearest to the question's words."""
+    if choice is None:
+        return False
+    if choice.referent:
+        return choice.fit >= 0.6
+    if choice.fit < 1.0:
+        return False
+    rivals = [s for s in spans_ if s.kind == choice.span.kind and not (s.start < choice.span.end and choice.span.start < s.end)]
+    if not rivals:
+        return True
+    return choice.distance <= SURE_DISTANCE

@@ -78,5 +78,9 @@ class Store(Protocol):
     @property
     def max_idf(self) -> float: ...
 
+    def roles(self, term: str) -> dict[str, int]:
+        """{"PER": n, "ORG": n, "LOC": n}: how often word ``term`` introduces such a name in the
+        corpus (index.role_types); {} when unknown."""
+
     # Attributes: vocab (list[str], corpus words), vocab_vectors (np.ndarray, their primary-encoder
     # vectors, normalised), and term_of(row) -> the index term (stem) of vocabulary row ``row``.

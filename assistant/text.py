@@ -124,6 +124,8 @@ def proper_names(text: str) -> set[str]:
             continue
         if i == 0 and w.lower() in QUESTION_FRAME:
             continue
+        if "-" in w and any(p[:1].islower() for p in w.split("-") if p):
+            continue  # a compound with a common word ("Emirati-funded") is not a name
         out.add(w.lower())
     return out
 

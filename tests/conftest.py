@@ -30,7 +30,8 @@ from assistant.settings import Settings  # noqa: E402
 @pytest.fixture(scope="session")
 def summit_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The bundled articles with a private index folder, so tests never touch ./index."""
-    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"))
+    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"),
+                    feedback_file=str(tmp_path_factory.mktemp("summit-feedback") / "feedback.jsonl"))
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +95,116 @@ def live_server(summit_assistant: Assistant) -> Iterator[LiveServer]:
     thread.join(timeout=30)
     sock.close()
     assert app.state.internal_errors == 0, "a request to the live server reached the catch-all 500 handler"
+
+
+# ================================================================================================
+# Adding documents, feedback and suggested questions (issue #11): a private copy of the articles
+# and of a built index, so uploads and deletions never touch documents/ or the shared index.
+# ================================================================================================
+
+import shutil  # noqa: E402
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def pristine_corpus(tmp_path_factory: pytest.TempPathFactory, summit_assistant: Assistant) -> Path:
+    """documents/ and an index built from it with the real model, copied once per session."""
+    root = tmp_path_factory.mktemp("pristine")
+    shutil.copytree(REPO / "documents", root / "documents")
+    settings = summit_assistant.settings.model_copy(update={"documents_dir": root / "documents", "index_dir": root / "index"})
+    Assistant(settings, embedder=summit_assistant.embedder).build()
+    return root
+
+
+def _corpus_copy(pristine: Path, target: Path) -> tuple[Path, Path]:
+    shutil.copytree(pristine / "documents", target / "documents")
+    shutil.copytree(pristine / "index", target / "index", symlinks=True)
+    return target / "documents", target / "index"
+
+
+@pytest.fixture
+def own_assistant(tmp_path: Path, pristine_corpus: Path, summit_assistant: Assistant) -> Assistant:
+    """A loaded assistant over a fresh copy of the articles (the real model, shared)."""
+    docs, index = _corpus_copy(pristine_corpus, tmp_path)
+    settings = summit_assistant.settings.model_copy(update={
+        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
+        "feedback_file": str(tmp_path / "feedback" / "feedback.jsonl")})
+    return Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
+
+
+@pytest.fixture
+def admin_client(own_assistant: Assistant) -> Iterator[TestClient]:
+    """A TestClient on an app with an admin token, over ``own_assistant``; checks the 500 handler never ran."""
+    with TestClient(create_app(own_assistant.settings, own_assistant)) as client:
+        yield client
+        assert client.app.state.internal_errors == 0, "a request reached the catch-all 500 handler"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def admin_server(tmp_path_factory: pytest.TempPathFactory, pristine_corpus: Path, summit_assistant: Assistant) -> Iterator[LiveServer]:
+    """uvicorn with an admin token over a private copy of the articles (browser tests upload to it)."""
+    import uvicorn
+
+    root = tmp_path_factory.mktemp("admin-server")
+    docs, index = _corpus_copy(pristine_corpus, root)
+    settings = summit_assistant.settings.model_copy(update={
+        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
+        "feedback_file": str(root / "feedback.jsonl"),
+        "suggested_questions": ["Qui co-préside le sommet ?", "Quelle est la recette de la tartiflette ?",
+                                "Où se réuniront les chefs d'État ?", "Who co-chairs the summit?", "What is the weather in Tokyo?"]})
+    assistant = Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
+    app = create_app(settings, assistant)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-admin", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60  # a readiness wait, not an assertion on speed
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the admin test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+    assert app.state.internal_errors == 0, "a request to the admin server reached the catch-all 500 handler"
+
+
+# ================================================================================================
+# Chromium for the browser tests (test_browser.py, test_browser_evidence.py): one Playwright
+# instance per session, since its sync API allows only one at a time. Skips when Chromium is
+# missing, except under CI=true where it fails.
+# ================================================================================================
+
+import os  # noqa: E402
+
+CHROMIUM = os.environ.get("SUMMIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def _browser_unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        _browser_unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 # ================================================================================================

@@ -33,7 +33,7 @@ class FakeEmbedder:
         n = np.linalg.norm(v)
         return v / n if n else v
 
-    def encode(self, texts, *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def encode(self, texts, *, batch_size: int = 64, progress: bool = False, query: bool = False) -> np.ndarray:
         self.calls += 1
         self.texts_embedded += len(texts)
         if not texts:
@@ -41,24 +41,25 @@ class FakeEmbedder:
         return np.stack([self._vector(t) for t in texts]).astype(np.float32)
 
 
+# Invented articles about an invented event (no sentence of the real corpus).
 ARTICLE_A = """---
-title: "Le sommet de Paris"
+title: "Le forum de Lyon sur la robotique"
 source: Exemple
 language: fr
 ---
-Le sommet réunira des chefs d'État au Grand Palais les 10 et 11 février.
-La fondation sera dotée de 2,5 milliards d'euros. Le vice-président J.D. Vance viendra à Paris.
+Le forum réunira des industriels à la Cité internationale les 14 et 15 mars.
+La coopérative sera dotée de 3,2 milliards d'euros. La commissaire Ilona Vesterberg viendra à Lyon.
 Bienvenue sur Exemple
 Je crée mon compte
 """
 
 ARTICLE_B = """---
-title: "Les invités"
+title: "Les invités du forum"
 source: Autre
 language: fr
-published: 2025-02-01
+published: 2025-03-01
 ---
-Le dirigeant indien Narendra Modi co-présidera l'événement. La Chine sera représentée par Ding Xuexiang.
+La présidente chilienne Rosa Quintana coprésidera le forum. Le Japon sera représenté par le ministre Kenji Morohashi.
 """
 
 

@@ -111,6 +111,7 @@ published: 2025-02-12
 ---
 Clara Chappaz veut attirer aujourd'hui les chercheurs étrangers. Elle présentera un programme de bourses pour les doctorants.
 Les laboratoires publics recruteront trois cents ingénieurs supplémentaires d'ici deux ans.
+Selon la ministre Clara Chappaz, le plan est prêt. La ministre Clara Chappaz le présentera au Sénat.
 """,
 }
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from assistant import beir
 from assistant.documents import load_documents
 from assistant.errors import InvalidInputError
-from assistant.evaluation import load_questions, norm
+from assistant.evaluation import load_questions, norm, is_relevant
 from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,8 +154,8 @@ def test_score_queries_cuts_long_queries():
 
 
 def test_export_of_the_repo_documents_and_gold_questions(tmp_path):
-    settings = Settings(documents_dir=ROOT / "documents")
-    questions = load_questions(ROOT / "eval" / "questions.jsonl")
+    settings = Settings(documents_dir=ROOT / "documents", extra_documents_dirs=[ROOT / "eval" / "corpus"])
+    questions = load_questions(ROOT / "eval" / "corpus" / "questions" / "seed-gold.jsonl")
     summary = beir.export_beir(settings, questions, tmp_path / "export")
     data = beir.load_beir(tmp_path / "export")
     assert summary["corpus"] == len(data.corpus) > 0
@@ -167,10 +167,10 @@ def test_export_of_the_repo_documents_and_gold_questions(tmp_path):
     by_id = {q.id: q for q in questions}
     for qid, judged in data.qrels.items():
         for cid in judged:
-            assert norm(by_id[qid].evidence) in norm(data.corpus[cid]["text"])
+            assert is_relevant(data.corpus[cid]["text"], by_id[qid].evidence)
     # and no unjudged chunk holds the evidence
     for qid in data.judged_queries():
-        holding = {cid for cid, d in data.corpus.items() if norm(by_id[qid].evidence) in norm(d["text"])}
+        holding = {cid for cid, d in data.corpus.items() if is_relevant(d["text"], by_id[qid].evidence)}
         assert holding == set(data.qrels[qid])
     row = json.loads((tmp_path / "export" / "queries.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(row) == {"_id", "text", "metadata"}
@@ -179,7 +179,7 @@ def test_export_of_the_repo_documents_and_gold_questions(tmp_path):
 def test_export_beir_command(tmp_path):
     from assistant.cli import app
 
-    result = CliRunner().invoke(app, ["export-beir", str(tmp_path / "out"), "--questions", str(ROOT / "eval" / "dev.jsonl"),
+    result = CliRunner().invoke(app, ["export-beir", str(tmp_path / "out"), "--questions", str(ROOT / "eval" / "corpus" / "questions" / "seed-dev.jsonl"),
                                       "--documents", str(ROOT / "documents")])
     assert result.exit_code == 0, result.output
     assert "passages" in result.output
@@ -227,7 +227,7 @@ def test_evaluate_beir_on_the_fixture(embedder):
 @pytest.mark.integration
 def test_round_trip_export_then_evaluate(tmp_path, embedder):
     settings = Settings(documents_dir=ROOT / "documents")
-    summary = beir.export_beir(settings, load_questions(ROOT / "eval" / "questions.jsonl"), tmp_path / "export")
+    summary = beir.export_beir(settings, load_questions(ROOT / "eval" / "corpus" / "questions" / "seed-gold.jsonl"), tmp_path / "export")
     result = beir.evaluate_beir(tmp_path / "export", settings, ["hybrid", "lexical"], embedder=embedder)
     assert result["corpus"] == summary["corpus"] == result["indexed"]
     assert result["queries"] == summary["queries"]

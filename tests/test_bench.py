@@ -244,7 +244,8 @@ def test_summit_bench_quick_writes_every_section(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "SUMMIT_RATE_LIMIT_PER_MINUTE": "0"}
     done = subprocess.run(
-        [sys.executable, "-m", "assistant", "bench", "--quick", "--json", str(out),
+        [sys.executable, "-m", "assistant", "bench", "--quick", "--json", str(out), "--corpus", "",
+         "--questions", str(REPO / "eval" / "corpus" / "questions" / "seed-gold.jsonl"),
          "--documents", str(REPO / "documents"), "--index", str(tmp_path / "index")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
@@ -268,5 +269,10 @@ def test_summit_bench_quick_writes_every_section(tmp_path):
     for s in sizes:
         assert s["flat"]["recall_at_10"] == 1.0 and 0 <= s["hnsw"]["recall_at_10"] <= 1
         assert s["hnsw"]["query_ms"]["n"] > 0 and s["hnsw"]["sweep"]
-    assert set(result["targets"]) >= {"http_c1_p50_ms", "http_c32_rps", "ready_existing_s", "http_errors"}
+    assert set(result["targets"]) >= {"http_c1_p50_ms", "http_c32_rps", "ready_existing_s", "http_errors", "first_time_p50_ms"}
+    assert result["http"]["first_time"]["latency_ms"]["n"] == result["http"]["first_time"]["questions"] > 0
+    assert result["http"]["repeated"]["latency_ms"]["n"] > 0
+    stages = result["inprocess"]["stages_ms"]
+    assert "error" not in stages, stages
+    assert {"retrieval", "scoring", "spans", "total"} <= set(stages) and any(k.startswith("encode_") for k in stages)
     assert "summit bench" in done.stdout  # the table was printed

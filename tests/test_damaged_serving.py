@@ -152,7 +152,7 @@ def shared_model(monkeypatch: pytest.MonkeyPatch, summit_assistant: Assistant) -
     """The app lifespan and the in-process CLI build their own Assistant, on the loaded model."""
     embedder = summit_assistant.embedder
     monkeypatch.setattr("api.app.Assistant", lambda settings: Assistant(settings, embedder=embedder))
-    monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kw: embedder)
+    monkeypatch.setattr("assistant.embedding.EncoderSet.from_settings", lambda settings: embedder)
     return summit_assistant
 
 
@@ -265,8 +265,11 @@ def served(tmp_path: Path, summit_assistant: Assistant) -> Iterator[dict[str, An
     docs = tmp_path / "documents"
     shutil.copytree(REPO / "documents", docs)
     settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", admin_token=TOKEN)
-    embedder = FlakyEmbedder(summit_assistant.embedder)
-    assistant = Assistant(settings, embedder=embedder).load()  # type: ignore[arg-type]
+    from assistant.embedding import EncoderSet
+
+    embedder = FlakyEmbedder(summit_assistant.embedder.primary)  # the primary encoder fails on demand
+    encoders = EncoderSet([embedder, *summit_assistant.embedder.members[1:]])
+    assistant = Assistant(settings, embedder=encoders).load()  # type: ignore[arg-type]
     app = create_app(settings, assistant)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield {"client": client, "app": app, "settings": settings, "embedder": embedder, "docs": docs,

@@ -21,9 +21,9 @@ def test_front_matter_fields_are_read(tmp_path):
     assert not skipped
     by_id = {d.doc_id: d for d in docs}
     assert set(by_id) == {"a", "b"}
-    assert by_id["a"].title == "Le sommet de Paris" and by_id["a"].source == "Exemple"
+    assert by_id["a"].title == "Le forum de Lyon sur la robotique" and by_id["a"].source == "Exemple"
     assert by_id["a"].published is None and by_id["a"].url is None
-    assert by_id["b"].published == "2025-02-01"  # a YAML date becomes ISO text
+    assert by_id["b"].published == "2025-03-01"  # a YAML date becomes ISO text
     assert by_id["a"].language == "fr"
 
 
@@ -31,7 +31,7 @@ def test_boilerplate_footer_is_removed_in_code_not_in_the_file(tmp_path):
     write_corpus(tmp_path)
     doc = {d.doc_id: d for d in load_documents(tmp_path, P)[0]}["a"]
     assert "Bienvenue" not in doc.text and "Je crée mon compte" not in doc.text
-    assert doc.text.endswith("viendra à Paris.")
+    assert doc.text.endswith("viendra à Lyon.")
     assert "Je crée mon compte" in (tmp_path / "a.md").read_text(encoding="utf-8")
     assert "Je crée mon compte" in doc.removed_lines
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,38 +21,107 @@ def test_norm_unifies_case_apostrophes_spaces_and_compatibility_forms():
     assert ev.norm("L’IA  de\u00a0l'État") == ev.norm("l'ia de l’état")
     assert ev.norm("ﬁnancement") == "financement"  # NFKC ligature
     assert ev.norm("STRASSE") == ev.norm("straße")  # casefold, not lower
-    assert ev.norm("« sommet IA »") == ev.norm('"sommet IA"')
+    assert ev.norm("« forum robotique »") == ev.norm('"forum robotique"')
     assert ev.norm("  a \n b\t") == "a b"
     assert ev.norm(None) == ""
 
 
 def test_is_relevant_is_a_normalised_substring_test():
-    passage = "Le Premier ministre indien Narendra Modi co-présidera l’événement."
-    assert ev.is_relevant(passage, "narendra modi CO-PRÉSIDERA l'événement")
-    assert not ev.is_relevant(passage, "Narendra Modi présidera")
+    passage = "La présidente chilienne Rosa Quintana coprésidera l’événement."
+    assert ev.is_relevant(passage, "rosa quintana COPRÉSIDERA l'événement")
+    assert not ev.is_relevant(passage, "Rosa Quintana présidera")
     assert not ev.is_relevant(passage, None)
     assert not ev.is_relevant(passage, "")
 
 
 def test_relevance_survives_a_quote_at_the_edge_of_the_evidence():
-    passage = "le « Sommet pour l’action sur l’IA » qui se tiendra en France"
-    assert ev.is_relevant(passage, "l'IA » qui se tiendra")
-    assert ev.is_relevant(passage, "« Sommet pour")
+    passage = "le « Forum pour la robotique solidaire » qui se tiendra à Lyon"
+    assert ev.is_relevant(passage, "solidaire » qui se tiendra")
+    assert ev.is_relevant(passage, "« Forum pour")
 
 
 def test_answer_correct_when_the_answer_contains_an_expected_answer():
-    assert ev.answer_correct("Narendra Modi", ["Narendra Modi", "Modi"])
-    assert ev.answer_correct("le Premier ministre indien Narendra  Modi", ["Modi"])
-    assert ev.answer_correct("2,5 milliards d’euros", ["2,5 milliards d'euros"])
-    assert not ev.answer_correct("Emmanuel Macron", ["Narendra Modi", "Modi"])
+    assert ev.answer_correct("Rosa Quintana", ["Rosa Quintana", "Quintana"])
+    assert ev.answer_correct("la présidente chilienne Rosa  Quintana", ["Quintana"])
+    assert ev.answer_correct("3,2 milliards d’euros", ["3,2 milliards d'euros"])
+    assert not ev.answer_correct("Kenji Morohashi", ["Rosa Quintana", "Quintana"])
     assert not ev.answer_correct("anything", [])
     assert not ev.answer_correct("anything", [""])
 
 
 def test_count_relevant():
-    passages = ["Modi co-présidera", "rien", "MODI CO-PRÉSIDERA le sommet"]
-    assert ev.count_relevant(passages, "modi co-présidera") == 2
+    passages = ["Quintana coprésidera", "rien", "QUINTANA COPRÉSIDERA le sommet"]
+    assert ev.count_relevant(passages, "quintana coprésidera") == 2
     assert ev.count_relevant(passages, None) == 0
+
+
+def test_evidence_may_list_alternatives_and_answers_ignore_accents():
+    passages = ["Quintana coprésidera", "rien", "la cheffe d'État chilienne partagera la présidence"]
+    evidence = ["Quintana coprésidera", "partagera la présidence"]
+    assert ev.is_relevant(passages[2], evidence) and not ev.is_relevant(passages[1], evidence)
+    assert ev.count_relevant(passages, evidence) == 2
+    assert ev.answer_correct("la Cite internationale", ["Cité internationale"])
+
+
+def test_yes_no_answers_are_judged_by_their_first_word_in_either_language():
+    assert ev.answer_correct("Non. Le Japon n'a pas signé.", ["non", "no"], "yesno")
+    assert ev.answer_correct("No, it did not.", ["non", "no"], "yesno")
+    assert not ev.answer_correct("Oui. Le Japon a signé.", ["non", "no"], "yesno")
+    # without the type, "no" would be found inside "nombre": the first-word rule avoids it
+    assert not ev.answer_correct("Un nombre record de pays", ["non", "no"], "yesno")
+
+
+def test_question_kinds_and_conflicts_are_parsed_and_checked(tmp_path):
+    rows = [
+        {"id": "a", "question": "Qui ?", "answers": ["x"], "evidence": "x", "kind": "answerable", "type": "who", "doc": "d1",
+         "older_evidence": "y"},
+        {"id": "b", "question": "Salaire ?", "answerable": False, "kind": "near_miss", "type": "how_much"},
+        {"id": "c", "question": "Météo ?", "answerable": False, "kind": "off_topic"},
+    ]
+    qs = ev.load_questions(write_lines(tmp_path / "q.jsonl", rows))
+    assert [q.kind for q in qs] == ["answerable", "near_miss", "off_topic"] and qs[0].older_evidence == "y" and qs[0].doc == "d1"
+    for bad, message in (({"question": "q", "answerable": True, "answers": ["a"], "kind": "near_miss"}, "answerable false"),
+                         ({"question": "q", "answers": ["a"], "kind": "maybe"}, "'kind'"),
+                         ({"question": "q", "answers": ["a"], "type": "whom"}, "'type'"),
+                         ({"question": "q", "answers": ["a"], "evidence": []}, "'evidence'")):
+        with pytest.raises(InvalidInputError, match=message):
+            ev.load_questions(write_lines(tmp_path / "bad.jsonl", [bad]))
+
+
+def test_split_files_expand_globs_and_refuse_unknown_splits(tmp_path):
+    (tmp_path / "qs").mkdir()
+    for name in ("d-one.jsonl", "d-two.jsonl", "t-one.jsonl"):
+        write_lines(tmp_path / "qs" / name, [GOOD])
+    (tmp_path / "splits.json").write_text(json.dumps({"_note": "x", "dev": ["qs/d-*.jsonl"], "test": ["qs/t-*.jsonl"]}), encoding="utf-8")
+    assert [p.name for p in ev.split_files(tmp_path / "splits.json", "dev")] == ["d-one.jsonl", "d-two.jsonl"]
+    with pytest.raises(InvalidInputError, match="no split 'train'"):
+        ev.split_files(tmp_path / "splits.json", "train")
+    (tmp_path / "splits.json").write_text(json.dumps({"dev": ["qs/none-*.jsonl"]}), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="matches no file"):
+        ev.split_files(tmp_path / "splits.json", "dev")
+    # the same id in two files of one split is refused
+    with pytest.raises(InvalidInputError, match="already used"):
+        ev.load_question_files([tmp_path / "qs" / "d-one.jsonl", tmp_path / "qs" / "d-two.jsonl"])
+
+
+def test_follow_up_near_miss_and_conflict_aggregates():
+    rows = [make_row(history=["before?"]), make_row(history=["before?"], correct=False),
+            make_row(answerable=False, found=False, kind="near_miss"), make_row(answerable=False, found=True, kind="near_miss"),
+            make_row(answerable=False, found=False, kind="off_topic"),
+            make_row(conflict={"newest_first": True, "older_cited": True}),
+            make_row(conflict={"newest_first": True, "older_cited": False}, correct=False)]
+    agg = ev.aggregate(rows)
+    assert agg["follow_up_accuracy"] == 0.5
+    assert agg["abstention"]["near_miss_recall"] == 0.5 and agg["abstention"]["off_topic_recall"] == 1.0
+    assert agg["conflicts"] == {"questions": 2, "newest_answer": 0.5, "both_cited": 0.5}
+
+
+def test_question_row_checks_that_a_conflict_cites_newest_first_and_the_older_one_too():
+    q = ev.Question("c", "Combien ?", ["60"], "60 pays ont signé", True, [], "fr", older_evidence="quarante pays signeraient")
+    row = ev.question_row(q, answer(True, "60", ["60 pays ont signé le texte", "quarante pays signeraient, dit-on"]))
+    assert row["conflict"] == {"newest_first": True, "older_cited": True}
+    row = ev.question_row(q, answer(True, "60", ["quarante pays signeraient", "60 pays ont signé"]))
+    assert row["conflict"] == {"newest_first": False, "older_cited": True}
 
 
 # ---- ranking metrics ---------------------------------------------------------------------------
@@ -147,7 +216,7 @@ def write_lines(path: Path, rows: list) -> Path:
     return path
 
 
-GOOD = {"id": "q01", "question": "Who co-chairs the summit?", "answers": ["Narendra Modi", "Modi"], "evidence": "co-présidera",
+GOOD = {"id": "q01", "question": "Who co-chairs the summit?", "answers": ["Rosa Quintana", "Quintana"], "evidence": "coprésidera",
         "answerable": True, "history": [], "lang": "en"}
 
 
@@ -156,7 +225,8 @@ def test_load_questions_reads_every_field_and_defaults(tmp_path):
                                              {"question": "Météo ?", "answerable": False, "evidence": None}])
     qs = ev.load_questions(path)
     assert [q.id for q in qs] == ["q01", "q02", "line4"]
-    assert qs[0] == ev.Question("q01", "Who co-chairs the summit?", ["Narendra Modi", "Modi"], "co-présidera", True, [], "en")
+    assert qs[0] == ev.Question("q01", "Who co-chairs the summit?", ["Rosa Quintana", "Quintana"], "coprésidera", True, [], "en",
+                                kind="answerable")
     assert qs[1].answerable is True and qs[1].history == ["Quand ?"] and qs[1].lang is None and qs[1].evidence is None
     assert qs[2].answerable is False and qs[2].answers == []
 
@@ -175,7 +245,7 @@ def test_missing_question_file_is_an_invalid_input_error(tmp_path):
         ("[1, 2]", "JSON object"),
         ({"id": "x"}, "'question'"),
         ({"question": "   "}, "'question'"),
-        ({"question": "q", "answers": "Modi"}, "'answers'"),
+        ({"question": "q", "answers": "Quintana"}, "'answers'"),
         ({"question": "q", "answers": ["a"], "answerable": "yes"}, "'answerable'"),
         ({"question": "q", "answers": ["a"], "history": "previous"}, "'history'"),
         ({"question": "q", "answers": ["a"], "evidence": 3}, "'evidence'"),
@@ -224,12 +294,12 @@ def answer(found: bool, text: str, passages: list[str], took: float = 10.0, lang
             "took_ms": took, "language": language}
 
 
-Q_MODI = ev.Question("q1", "Who co-chairs?", ["Narendra Modi", "Modi"], "Modi co-présidera", True, [], "en")
+Q_QUINTANA = ev.Question("q1", "Who co-chairs?", ["Rosa Quintana", "Quintana"], "Quintana coprésidera", True, [], "en")
 Q_NONE = ev.Question("q2", "Weather?", [], None, False, [], "en")
 
 
 def test_question_row_ranks_and_answer():
-    row = ev.question_row(Q_MODI, answer(True, "Narendra Modi", ["autre chose", "Narendra Modi co-présidera le sommet"]), mode="hybrid")
+    row = ev.question_row(Q_QUINTANA, answer(True, "Rosa Quintana", ["autre chose", "Rosa Quintana coprésidera le sommet"]), mode="hybrid")
     assert row["mode"] == "hybrid"
     assert row["relevant_rank"] == 2
     assert (row["hit@1"], row["hit@3"], row["hit@5"]) == (0.0, 1.0, 1.0)
@@ -242,8 +312,8 @@ def test_question_row_ranks_and_answer():
 
 
 def test_question_row_lang_falls_back_to_the_answer_language():
-    q = ev.Question("q", "Qui ?", ["Modi"], "Modi", True, [], None)
-    assert ev.question_row(q, answer(True, "Modi", ["Modi"], language="fr"))["lang"] == "fr"
+    q = ev.Question("q", "Qui ?", ["Quintana"], "Quintana", True, [], None)
+    assert ev.question_row(q, answer(True, "Quintana", ["Quintana"], language="fr"))["lang"] == "fr"
 
 
 def test_unanswerable_rows_have_no_ranking_metrics():
@@ -256,20 +326,20 @@ def test_unanswerable_rows_have_no_ranking_metrics():
 @pytest.mark.parametrize(
     "ans, expected",
     [
-        (answer(True, "Narendra Modi", ["Modi co-présidera"]), "correct"),
+        (answer(True, "Rosa Quintana", ["Quintana coprésidera"]), "correct"),
         (answer(False, "not found", []), "false_abstention"),
-        (answer(True, "Macron", ["Modi co-présidera"]), "wrong_answer"),
-        (answer(True, "Modi", ["Modi viendra"]), "evidence_not_cited"),
+        (answer(True, "Morohashi", ["Quintana coprésidera"]), "wrong_answer"),
+        (answer(True, "Quintana", ["Quintana viendra"]), "evidence_not_cited"),
     ],
 )
 def test_outcomes(ans, expected):
-    row = ev.question_row(Q_MODI, ans)
+    row = ev.question_row(Q_QUINTANA, ans)
     assert row["outcome"] == expected
     assert ev.is_miss(row) == (expected != "correct")
 
 
 def test_wrong_answer_is_not_counted_correct_even_with_evidence_at_rank_one():
-    row = ev.question_row(Q_MODI, answer(True, "Emmanuel Macron", ["Modi co-présidera"]))
+    row = ev.question_row(Q_QUINTANA, answer(True, "Kenji Morohashi", ["Quintana coprésidera"]))
     assert row["hit@1"] == 1.0 and row["answer_correct"] is False
 
 
@@ -277,7 +347,7 @@ def test_wrong_answer_is_not_counted_correct_even_with_evidence_at_rank_one():
 
 
 def make_row(*, mode="hybrid", lang="en", answerable=True, found=True, hit=(1.0, 1.0, 1.0), mrr=1.0, ndcg=1.0, correct=True,
-             took=10.0, history=(), evidence="e") -> dict:
+             took=10.0, history=(), evidence="e", kind=None, conflict=None) -> dict:
     row = {
         "mode": mode, "id": "x", "lang": lang, "question": "q?", "history": list(history), "answerable": answerable, "found": found,
         "answer": "a", "expected": ["a"] if answerable else [], "evidence": evidence if answerable else None,
@@ -285,6 +355,7 @@ def make_row(*, mode="hybrid", lang="en", answerable=True, found=True, hit=(1.0,
         "hit@1": hit[0] if answerable else None, "hit@3": hit[1] if answerable else None, "hit@5": hit[2] if answerable else None,
         "mrr@10": mrr if answerable else None, "ndcg@10": ndcg if answerable else None,
         "answer_correct": bool(correct and found and answerable), "took_ms": took, "cited": [], "top_passage": None,
+        "kind": kind or ("answerable" if answerable else "near_miss"), "type": None, "doc": None, "conflict": conflict,
     }
     row["outcome"] = ev.outcome(row)
     return row
@@ -307,14 +378,16 @@ def test_aggregate_by_hand():
     assert agg["ndcg@10"] == pytest.approx(1.63 / 3, abs=1e-4)
     assert agg["answer_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
     # abstentions: rows 3 (answerable) and 4 (unanswerable) -> precision 1/2; unanswerable: 4, 5 -> recall 1/2
-    assert agg["abstention"] == {"precision": 0.5, "recall": 0.5, "false_abstentions": 1}
+    assert agg["abstention"] == {"precision": 0.5, "recall": 0.5, "false_abstentions": 1, "false_abstention_rate": 0.3333,
+                                 "near_miss_recall": 0.5, "off_topic_recall": None}
     assert agg["latency_ms"] == {"p50": 30.0, "p95": 48.0}
 
 
 def test_aggregate_undefined_ratios_are_none():
     only_answered = [make_row(), make_row()]
     agg = ev.aggregate(only_answered)
-    assert agg["abstention"] == {"precision": None, "recall": None, "false_abstentions": 0}
+    assert agg["abstention"] == {"precision": None, "recall": None, "false_abstentions": 0, "false_abstention_rate": 0.0,
+                                 "near_miss_recall": None, "off_topic_recall": None}
     agg = ev.aggregate([make_row(answerable=False, found=False)])
     assert agg["hit@1"] is None and agg["answer_accuracy"] is None
     assert agg["abstention"]["recall"] == 1.0
@@ -333,11 +406,13 @@ def test_summarize_breaks_down_by_language():
     s = ev.summarize(ROWS)
     assert set(s["by_language"]) == {"en", "fr"}
     assert s["by_language"]["en"]["hit@1"] == 1.0
-    assert s["by_language"]["fr"]["abstention"] == {"precision": 0.0, "recall": 0.0, "false_abstentions": 1}
+    assert s["by_language"]["fr"]["abstention"] == {"precision": 0.0, "recall": 0.0, "false_abstentions": 1, "false_abstention_rate": 0.5,
+                                                    "near_miss_recall": 0.0, "off_topic_recall": None}
     assert "by_language" not in s["by_language"]["en"]
 
 
-SUMMARY_KEYS = {"hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "answer_accuracy", "abstention", "latency_ms", "by_language"}
+SUMMARY_KEYS = {"hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "answer_accuracy", "abstention", "latency_ms", "by_language",
+                "follow_up_accuracy", "conflicts"}
 
 
 def test_build_report_has_exactly_the_documented_shape():
@@ -347,7 +422,8 @@ def test_build_report_has_exactly_the_documented_shape():
     assert list(report["modes"]) == ["hybrid", "lexical"]
     for summary in report["modes"].values():
         assert set(summary) == SUMMARY_KEYS
-        assert set(summary["abstention"]) == {"precision", "recall", "false_abstentions"}
+        assert set(summary["abstention"]) == {"precision", "recall", "false_abstentions", "false_abstention_rate",
+                                              "near_miss_recall", "off_topic_recall"}
         assert set(summary["latency_ms"]) == {"p50", "p95"}
         for lang in summary["by_language"].values():
             assert set(lang) == SUMMARY_KEYS - {"by_language"}
@@ -406,10 +482,9 @@ class StubAnswer:
 @dataclass
 class StubIndex:
     passages: list[str]
-    chunks: list = field(init=False)
 
-    def __post_init__(self):
-        self.chunks = list(range(len(self.passages)))
+    def counts(self) -> dict:
+        return {"documents": 1, "chunks": len(self.passages), "sentences": len(self.passages)}
 
     def chunk_text(self, i: int) -> str:
         return self.passages[i]
@@ -419,19 +494,19 @@ class StubAssistant:
     """Answers from a table; records every call."""
 
     def __init__(self):
-        self.index = StubIndex(["Narendra Modi co-présidera le sommet.", "Modi co-présidera aussi.", "Sans rapport."])
+        self.index = StubIndex(["Rosa Quintana coprésidera le sommet.", "Quintana coprésidera aussi.", "Sans rapport."])
         self.calls: list[tuple] = []
 
     def ask(self, question, history=None, k=5, mode="hybrid"):
         self.calls.append((question, tuple(history or ()), k, mode))
         if "weather" in question.lower():
             return StubAnswer(answer(False, "not found", []))
-        passages = ["Sans rapport.", "Narendra Modi co-présidera le sommet."] if mode == "lexical" else ["Narendra Modi co-présidera le sommet."]
-        return StubAnswer(answer(True, "Narendra Modi", passages))
+        passages = ["Sans rapport.", "Rosa Quintana coprésidera le sommet."] if mode == "lexical" else ["Rosa Quintana coprésidera le sommet."]
+        return StubAnswer(answer(True, "Rosa Quintana", passages))
 
 
 def test_run_modes_with_a_stub_assistant():
-    questions = [ev.Question("q1", "Who co-chairs?", ["Modi"], "Modi co-présidera", True, ["Earlier?"], "en"),
+    questions = [ev.Question("q1", "Who co-chairs?", ["Quintana"], "Quintana coprésidera", True, ["Earlier?"], "en"),
                  ev.Question("q2", "What weather?", [], None, False, [], "en")]
     stub = StubAssistant()
     progress = []
@@ -520,12 +595,12 @@ def test_eval_command_missing_file_exits_with_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [([], "give a question file"), (["--mode", "fast"], "mode must be one of"), (["--k", "0"], "k must be")])
+@pytest.mark.parametrize("args, message", [(["--split", "train"], "--split must be"), (["--mode", "fast"], "mode must be one of"), (["--k", "0"], "k must be")])
 def test_eval_command_rejects_bad_arguments_before_loading(tmp_path, args, message):
     from assistant.cli import app
 
     path = write_lines(tmp_path / "q.jsonl", [GOOD])
-    result = runner.invoke(app, ["eval", *([str(path)] if args else []), *args])
+    result = runner.invoke(app, ["eval", *([str(path)] if args[0] != "--split" else []), *args])
     assert result.exit_code == 2
     assert message in result.output
 

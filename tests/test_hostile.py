@@ -279,12 +279,16 @@ for name, path in [("etc-passwd", "/../../etc/passwd"), ("encoded-root", "/%2e%2
 # ---- wrong methods ----
 for method, path in [("GET", "/api/ask"), ("GET", "/v1/chat/completions"), ("GET", "/api/admin/reload"),
                      ("PUT", "/api/ask"), ("DELETE", "/api/ask"), ("PATCH", "/v1/chat/completions"),
-                     ("POST", "/api/health"), ("POST", "/api/search"), ("POST", "/api/documents"),
-                     ("DELETE", f"/api/documents/{DOC_ID}"), ("POST", "/v1/models"), ("TRACE", "/api/ask"),
+                     ("POST", "/api/health"), ("POST", "/api/search"), ("PUT", "/api/documents"),
+                     ("PUT", f"/api/documents/{DOC_ID}"), ("POST", "/v1/models"), ("TRACE", "/api/ask"),
                      ("OPTIONS", "/api/ask"), ("POST", "/widget.js"),
                      ("POST", "/docs-static/swagger-ui.css")]:
     case(f"method/{method} {path}", request(method, path, b"{}" if method in ("PUT", "PATCH", "POST") else None), 405,
          "Method Not Allowed")
+# The document admin routes do not exist on a server without an admin token (as for reload).
+case("admin/POST /api/documents, no token configured", request("POST", "/api/documents", b"{}"), 404, "Not Found")
+case("admin/DELETE /api/documents/{id}, no token configured", request("DELETE", f"/api/documents/{DOC_ID}"), 404, "Not Found")
+case("admin/DELETE /api/documents/../etc", request("DELETE", "/api/documents/../../etc/passwd"), 404)
 case("method/HEAD /api/ask", request("HEAD", "/api/ask"), 405, head=True)
 case("method/POST /api/ask/ (trailing slash)", request("POST", "/api/ask/", body), 404, "Not Found")
 case("method/BREW /api/ask", request("BREW", "/api/ask"), (405, 400), protocol=True)  # unknown to httptools

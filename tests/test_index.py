@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from assistant.index import current_build, load_index, make_faiss_index
+from assistant.index import FORMAT_VERSION, current_build, load_index, make_faiss_index
 from assistant.service import Assistant
 from assistant.settings import Settings
 
@@ -19,7 +19,7 @@ from .fakes import ARTICLE_B, FakeEmbedder, write_corpus
 def corpus(tmp_path):
     docs = tmp_path / "documents"
     write_corpus(docs)
-    return Settings(documents_dir=docs, index_dir=tmp_path / "index")
+    return Settings(documents_dir=docs, index_dir=tmp_path / "index", annotate=False, extra_models=[])
 
 
 def build(settings, embedder=None, **kw):
@@ -31,7 +31,7 @@ def test_round_trip_keeps_chunks_offsets_and_manifest(corpus):
     assert summary["built"] and summary["documents"] == 2
     idx = load_index(corpus.index_dir)
     m = idx.manifest
-    assert m["model"] == "fake-trigram-512" and m["dimension"] == 512 and m["format_version"] == 1
+    assert m["model"] == "fake-trigram-512" and m["dimension"] == 512 and m["format_version"] == FORMAT_VERSION
     assert m["chunking"] == {"sentences": 3, "overlap": 1, "max_chars": 1200}
     assert set(m["documents"]) == {"a", "b"} and all(len(d["sha256"]) == 64 for d in m["documents"].values())
     assert idx.chunk_index.ntotal == len(idx.chunks) > 0

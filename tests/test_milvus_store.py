@@ -158,6 +158,13 @@ def test_store_holds_what_the_faiss_store_holds(env):
     for term in list(faiss.term_ids)[:200] + ["absentterm"]:
         assert store.term_idf(term) == faiss.term_idf(term)
     assert store.max_idf == faiss.max_idf
+    # which kind of name words introduce (index.role_types), and the corpus centroid
+    assert faiss.role_table and {t: store.roles(t) for t in faiss.role_table} == faiss.role_table
+    assert store.roles("absentterm") == {}
+    from assistant.retrieval import Retriever
+
+    for e in range(2):
+        np.testing.assert_allclose(store.centroid(e), Retriever(faiss, encoders()).centroid(e), atol=1e-5)
 
 
 def test_dense_and_lexical_search_agree(env):
@@ -241,6 +248,12 @@ def test_update_writes_only_changed_documents(env):
     for term in fresh.term_ids:
         assert after.term_idf(term) == pytest.approx(fresh.term_idf(term), abs=1e-6), term
     assert after.term_idf("sixty") is None  # only in the removed article
+    assert {t: after.roles(t) for t in fresh.role_table} == fresh.role_table
+    assert all(after.roles(t) == fresh.roles(t) for t in list(after._roles))
+    from assistant.retrieval import Retriever
+
+    for e in range(2):
+        np.testing.assert_allclose(after.centroid(e), Retriever(fresh, enc).centroid(e), atol=1e-5)
     assert set(after.vocab) == set(fresh.vocab)
     texts = sorted(after.chunk_text(i) for i in after.ids("chunk"))
     assert texts == sorted(fresh.chunk_text(i) for i in fresh.ids("chunk"))

@@ -22,7 +22,11 @@ S.fr = {
   close: 'Fermer', reset: 'Nouvelle conversation',
   lang: 'Langue : français. Passer en anglais',
   welcome: 'Bonjour\u00a0! Posez une question sur le Sommet pour l’action sur l’IA de Paris. Chaque réponse cite ses sources\u00a0: cliquez sur [1], [2]… pour voir l’extrait.',
-  ex: ['Quels pays n’ont pas signé la déclaration finale\u00a0?', 'Quels investissements ont été annoncés\u00a0?'],
+  suggestions: 'Questions suggérées',
+  evidence: 'Phrase de la source qui répond', sourceOf: 'Source ', srcList: 'Sources\u00a0:',
+  copy: 'Copier la réponse et ses sources', copied: 'Réponse et sources copiées.', copyFail: 'La copie a échoué\u00a0; sélectionnez le texte à la main.',
+  up: 'Réponse utile', down: 'Réponse fausse ou inutile', thanks: 'Merci, votre avis est enregistré.',
+  fbFail: 'Votre avis n’a pas pu être enregistré.',
   input: 'Votre question',
   hint: 'Entrée pour envoyer, Maj+Entrée pour aller à la ligne.',
   send: 'Envoyer', you: 'Vous\u00a0: ', bot: 'Assistant\u00a0: ',
@@ -45,7 +49,11 @@ S.en = {
   close: 'Close', reset: 'New conversation',
   lang: 'Language: English. Switch to French',
   welcome: 'Hello! Ask a question about the Paris AI Action Summit. Every answer cites its sources: click [1], [2]… to see the passage.',
-  ex: ['Which countries did not sign the final declaration?', 'What investments were announced?'],
+  suggestions: 'Suggested questions',
+  evidence: 'Sentence of the source that answers', sourceOf: 'Source ', srcList: 'Sources:',
+  copy: 'Copy the answer with its sources', copied: 'Answer and sources copied.', copyFail: 'Copying failed; select the text by hand.',
+  up: 'Helpful answer', down: 'Wrong or unhelpful answer', thanks: 'Thank you, your feedback is saved.',
+  fbFail: 'Your feedback could not be saved.',
   input: 'Your question',
   hint: 'Enter to send, Shift+Enter for a new line.',
   send: 'Send', you: 'You: ', bot: 'Assistant: ',
@@ -93,7 +101,10 @@ var I = {
   close: 'M6 6l12 12M18 6L6 18', send: 'M4 12h15M13 6l6 6-6 6', back: 'M15 5l-7 7 7 7',
   reset: 'M4 12a8 8 0 1 0 2.5-5.8M4 4v5h5', nf: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM6 6l12 12',
   err: 'M12 3l10 18H2zM12 10v5M12 18v.01', doc: 'M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6',
-  ext: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6'
+  ext: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6',
+  copy: 'M9 9h10v11H9zM5 15H4V4h11v1',
+  up: 'M7 11v9H4v-9zM7 11l4-7a2 2 0 0 1 3 2l-1 4h5a2 2 0 0 1 2 2l-2 7a2 2 0 0 1-2 1H7',
+  down: 'M7 13V4H4v9zM7 13l4 7a2 2 0 0 0 3-2l-1-4h5a2 2 0 0 0 2-2l-2-7a2 2 0 0 0-2-1H7'
 };
 // bind(el, fn): fn(el, strings) now and on every language switch
 function bind(e, fn) { binds.push([e, fn]); fn(e, S[lang]); return e; }
@@ -157,11 +168,13 @@ function detailOf(d, txt) {
   if (x && typeof x === 'object') x = JSON.stringify(x);
   return str(x || str(txt).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300));
 }
-function request(path, body) {
+// meta (optional) receives the index build that answered (X-Summit-Build header).
+function request(path, body, meta) {
   var ctl = new AbortController(), timer = setTimeout(function () { ctl.abort(); }, 90000);
   var opt = { method: body ? 'POST' : 'GET', headers: { Accept: 'application/json' }, signal: ctl.signal };
   if (body) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
   return fetch(API + path, opt).then(function (res) {
+    if (meta) meta.build = res.headers.get('X-Summit-Build');
     return res.text().then(function (txt) {
       var d = null;
       try { d = txt ? JSON.parse(txt) : null; } catch (e) { /* not JSON */ }
@@ -198,11 +211,29 @@ var head = h('div', { c: 'head' }, [
   langBtn, resetBtn, closeBtn
 ]);
 
-var suggest = h('div', { c: 'suggest' }, [0, 1].map(function (i) {
-  return bind(h('button', { c: 'chip', t: 'suggestion', onclick: function (e) {
-    if (busy) return; input.value = e.currentTarget.textContent; submit();
-  } }), function (e, s) { e.textContent = s.ex[i]; });
-}));
+// Suggested questions come from the server (only those its index answers), in the UI language.
+var suggested = [], suggestLoaded = false;
+var suggest = h('div', { c: 'suggest', t: 'suggestions', role: 'group', hidden: true });
+A(suggest, 'aria-label', 'suggestions');
+function renderSuggestions() {
+  var mine = suggested.filter(function (q) { return q.language === lang; });
+  if (!mine.length) mine = suggested;
+  suggest.textContent = '';
+  mine.slice(0, 4).forEach(function (q) {
+    suggest.appendChild(h('button', { c: 'chip', t: 'suggestion', lang: q.language, onclick: function () {
+      if (busy) return; input.value = q.question; submit();
+    } }, [q.question]));
+  });
+  suggest.hidden = !mine.length;
+}
+function loadSuggestions() {
+  return request('/api/suggestions').then(function (d) {
+    suggested = (Array.isArray(d.questions) ? d.questions : []).filter(function (q) {
+      return q && typeof q.question === 'string' && q.question.trim();
+    }).map(function (q) { return { question: q.question, language: str(q.language) }; });
+    renderSuggestions();
+  }, function () { suggested = []; renderSuggestions(); });
+}
 var welcome = h('div', { c: 'welcome', t: 'welcome' }, [T(h('p'), 'welcome'), suggest]);
 var log = h('div', { c: 'log', t: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: '0' }, [welcome]);
 A(log, 'aria-label', 'dialog');
@@ -268,32 +299,137 @@ function ask(q, hist) {
     h('span', { c: 'dots', 'aria-hidden': 'true' }, [h('i'), h('i'), h('i')]), T(h('span'), 'typing')]);
   log.appendChild(typing); scrollEnd();
   function done() { typing.remove(); setBusy(false); }
-  return request('/api/ask', { question: q, history: hist, k: 5 }).then(function (d) {
+  var meta = {};
+  return request('/api/ask', { question: q, history: hist, k: 5 }, meta).then(function (d) {
     if (typeof d.answer !== 'string') throw { bad: true, status: 200 };
-    done(); history.push(q); addAnswer(d);
+    done(); history.push(q); addAnswer(d, { question: q, history: hist, build: meta.build });
   }).catch(function (err) {
     if (!(err && (err.status || err.net || err.bad))) err = { bad: true, detail: str(err && err.message) };
     if (busy) done();
     addError(err, q, hist);
   });
 }
-function addAnswer(d) {
+function addAnswer(d, ctx) {
   var nf = d.found === false;
   var cites = nf || !Array.isArray(d.citations) ? [] : d.citations.filter(function (c) { return c && typeof c === 'object'; });
   var kids = [];
   if (nf) kids.push(h('p', { c: 'mtitle' }, [icon(I.nf), T(h('span'), 'nf')]));
-  kids.push(h('p', { c: 'txt', t: 'answer', lang: /^(fr|en)$/.test(d.language) ? d.language : null }, [d.answer]));
+  var language = /^(fr|en)$/.test(d.language) ? d.language : null;
+  kids.push(h('p', { c: 'txt', t: 'answer', lang: language }, [d.answer]));
+  var quote = cites.length ? sentenceOf(cites[0]) : '';
+  if (quote) kids.push(evidence(d.answer, quote, cites[0]));
   if (cites.length) {
-    kids.push(h('div', { c: 'cites' }, [T(h('span'), 'sources')].concat(cites.map(function (c, i) {
-      var n = c.n != null ? str(c.n) : String(i + 1);
-      var b = h('button', { c: 'badge', t: 'badge', 'data-n': n, 'aria-expanded': 'false',
-        'aria-controls': 'summit-detail', title: str(c.title) || null,
-        onclick: function () { showDetail(c, b, n); } }, ['[' + n + ']']);
-      return bind(b, function (e, s) { e.setAttribute('aria-label', s.source + n); });
+    // One group per document, labelled with its source: "RTL [2] [5]"; each [n] opens its passage.
+    var groups = [], byDoc = {};
+    cites.forEach(function (c, i) {
+      var key = str(c.doc_id) || 'n' + i;
+      if (!byDoc[key]) { byDoc[key] = { c: c, items: [] }; groups.push(byDoc[key]); }
+      byDoc[key].items.push([c, i]);
+    });
+    kids.push(h('div', { c: 'cites' }, [T(h('span'), 'sources')].concat(groups.map(function (g) {
+      return h('span', { c: 'sgroup', t: 'source-group' }, [
+        h('span', { c: 'sname', t: 'source-name', title: str(g.c.title) || null }, [str(g.c.source) || str(g.c.title) || str(g.c.doc_id)])
+      ].concat(g.items.map(function (ci) {
+        var c = ci[0], n = c.n != null ? str(c.n) : String(ci[1] + 1);
+        var b = h('button', { c: 'badge', t: 'badge', 'data-n': n, 'aria-expanded': 'false',
+          'aria-controls': 'summit-detail', title: str(c.title) || null,
+          onclick: function () { showDetail(c, b, n); } }, ['[' + n + ']']);
+        return bind(b, function (e, s) {
+          e.setAttribute('aria-label', s.source + n + (c.source ? ' : ' + str(c.source) : '') + (c.title ? ' \u2014 ' + str(c.title) : ''));
+        });
+      })));
     }))));
   }
+  kids.push(answerActions(d, cites, quote, ctx || {}));
   var m = msg(nf ? 'notfound' : 'assistant', kids);
   log.scrollTop = m.offsetHeight > log.clientHeight ? m.offsetTop - 8 : log.scrollHeight;
+}
+// The answering sentence of a citation: its first highlight, cut out of the passage.
+function sentenceOf(c) {
+  var passage = str(c.passage), r = ranges(c.highlights, +c.start || 0, passage)[0];
+  return r ? passage.slice(r[0], r[1]).trim() : '';
+}
+function sourceLine(c) {
+  return bind(h('span', { c: 'qsrc', t: 'quote-source' }), function (e) {
+    var d = fmtDate(c.published);
+    e.textContent = '\u2014 ' + [str(c.source), d].filter(Boolean).join(', ');
+  });
+}
+// Under the short answer: the sentence that answers, with the source's name and date.
+function evidence(answer, quote, c) {
+  var same = str(answer).trim().toLowerCase() === quote.toLowerCase();
+  var marks = [], at = same ? -1 : quote.toLowerCase().indexOf(str(answer).trim().toLowerCase());
+  if (at >= 0 && str(answer).trim()) marks.push([at, at + str(answer).trim().length]);
+  var q = h('blockquote', { c: 'quote', t: 'quote', lang: /^(fr|en)$/.test(c.language) ? c.language : null }, [build(quote, marks, null)]);
+  A(q, 'aria-label', 'evidence');
+  return h('figure', { c: 'evidence', t: 'evidence' }, [same ? null : q, h('figcaption', { c: 'qcap' }, [sourceLine(c)])]);
+}
+function plainCitation(c, i) {
+  var d = fmtDate(c.published), u = safeUrl(c.url);
+  return '[' + (c.n != null ? c.n : i + 1) + '] ' + [str(c.title), str(c.source), d].filter(Boolean).join(' \u2014 ') + (u ? ' <' + u + '>' : '');
+}
+// "Copy answer with sources": the answer, the quoted sentence, then the numbered sources.
+function copyText(d, cites, quote) {
+  var lines = [str(d.answer)];
+  if (quote && cites[0]) {
+    var d0 = fmtDate(cites[0].published);
+    var quoted = lang === 'fr' ? '\u00ab\u00a0' + quote + '\u00a0\u00bb' : '\u201c' + quote + '\u201d';
+    lines.push(quoted + ' \u2014 ' + [str(cites[0].source), d0].filter(Boolean).join(', '));
+  }
+  if (cites.length) lines.push('', S[lang].srcList);
+  cites.forEach(function (c, i) { lines.push(plainCitation(c, i)); });
+  return lines.join('\n');
+}
+function copyToClipboard(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  return new Promise(function (ok, fail) { // http:// hosts: the old way, from a hidden textarea
+    var ta = h('textarea', { c: 'sr', 'aria-hidden': 'true', tabindex: '-1' });
+    ta.value = text; root.appendChild(ta); ta.select();
+    var done = false;
+    try { done = document.execCommand('copy'); } catch (e) { done = false; }
+    ta.remove();
+    if (done) ok(); else fail(new Error('copy refused'));
+  });
+}
+function answerActions(d, cites, quote, ctx) {
+  var status = h('span', { c: 'fbstatus', t: 'status', role: 'status' });
+  var row = h('div', { c: 'mactions' });
+  function say(key) { bind(status, function (e, s) { e.textContent = s[key]; }); }
+  if (cites.length) {
+    var copyBtn = h('button', { c: 'ibtn2', t: 'copy', onclick: function () {
+      copyToClipboard(copyText(d, cites, quote)).then(function () { say('copied'); }, function () { say('copyFail'); });
+    } }, [icon(I.copy)]);
+    L(copyBtn, 'copy');
+    row.appendChild(copyBtn);
+  }
+  var votes = {};
+  ['up', 'down'].forEach(function (v) {
+    var b = h('button', { c: 'ibtn2', t: v, 'aria-pressed': 'false', onclick: function () { vote(v); } }, [icon(I[v])]);
+    L(b, v);
+    votes[v] = b;
+    row.appendChild(b);
+  });
+  function vote(v) {
+    if (votes.up.disabled) return;
+    votes.up.disabled = votes.down.disabled = true;
+    votes[v].setAttribute('aria-pressed', 'true');
+    var body = { verdict: v, question: str(ctx.question || d.question), history: ctx.history || [], answer: str(d.answer),
+      found: d.found !== false, language: /^(fr|en)$/.test(d.language) ? d.language : null,
+      build_id: ctx.build || null,
+      citations: cites.slice(0, 20).map(function (c, i) {
+        return { n: typeof c.n === 'number' ? c.n : i + 1, doc_id: c.doc_id == null ? null : str(c.doc_id),
+          chunk_id: c.chunk_id == null ? null : str(c.chunk_id), title: c.title == null ? null : str(c.title),
+          source: c.source == null ? null : str(c.source), published: c.published == null ? null : str(c.published),
+          url: c.url == null ? null : str(c.url), quote: i === 0 && quote ? quote : (sentenceOf(c) || null) };
+      }) };
+    request('/api/feedback', body).then(function () { say('thanks'); }, function () {
+      votes.up.disabled = votes.down.disabled = false;
+      votes[v].setAttribute('aria-pressed', 'false');
+      say('fbFail');
+    });
+  }
+  row.appendChild(status);
+  return row;
 }
 // Title, explanation and a Retry button for a failed request; again() returns false to refuse.
 function errKids(err, again) {
@@ -317,6 +453,7 @@ function reset() {
   if (busy) return;
   history = []; setView('chat');
   Array.from(log.children).forEach(function (n) { if (n !== welcome) n.remove(); });
+  loadSuggestions();
   input.focus();
 }
 
@@ -416,6 +553,7 @@ function open() {
   if (!root.isConnected) return;
   root.hidden = false;
   isOpen = true;
+  if (!suggestLoaded) { suggestLoaded = true; loadSuggestions(); } // on first open only: no request for a closed widget
   panel.hidden = false;
   root.classList.add('summit-is-open');
   launcher.setAttribute('aria-expanded', 'true');
@@ -436,6 +574,7 @@ function setLang(l) {
   panel.lang = lang;
   binds = binds.filter(function (b) { return b[0].isConnected || root.contains(b[0]) || !root.isConnected; });
   binds.forEach(function (b) { b[1](b[0], S[lang]); });
+  renderSuggestions();
 }
 root.addEventListener('keydown', function (e) {
   if (e.key === 'Escape' && isOpen) { e.preventDefault(); e.stopPropagation(); goBack(); }

@@ -1,0 +1,288 @@
+"""The answer-extraction stages, each on invented sentences: question analysis, typed spans and
+their binding, coverage and key-term features, abstention features, fitted models, follow-up
+context, conflicts between sources. No model is loaded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant import abstention, conversation, lexicon, questions, scoring, spans
+from assistant.retrieval import QueryWord
+
+
+# ---- question analysis -----------------------------------------------------------------------
+
+
+def no_similarity(word, words):
+    return 0.0
+
+
+@pytest.mark.parametrize(
+    "question, wh, answer_type",
+    [
+        ("Who will open the fair?", "who", "person"),
+        ("Qui ouvrira la foire ?", "who", "person"),
+        ("When does the fair open?", "when", "date"),
+        ("Quand ouvre la foire ?", "when", "date"),
+        ("Where will the delegates sleep?", "where", "place"),
+        ("Où dormiront les délégués ?", "where", "place"),
+        ("How much did the guild pay?", "how_much", "money"),
+        ("Combien d'euros la guilde a-t-elle versés ?", "how_much", "money"),
+        ("How many boats sailed?", "how_many", "count"),
+        ("Combien de bateaux ont navigué ?", "how_many", "count"),
+        ("How long will the fair last?", "how_long", "duration"),
+        ("Combien de temps durera la foire ?", "how_long", "duration"),
+        ("Why did the guild leave?", "why", None),
+        ("Pourquoi la guilde est-elle partie ?", "why", None),
+        ("Did the guild sign the charter?", "yesno", "yesno"),
+        ("La guilde a-t-elle signé la charte ?", "yesno", "yesno"),
+        ("Est-ce que la guilde a signé ?", "yesno", "yesno"),
+    ],
+)
+def test_question_words_give_the_asked_type(question, wh, answer_type):
+    t = questions.analyse(question, no_similarity)
+    assert (t.wh, t.answer_type) == (wh, answer_type)
+
+
+def test_a_which_question_is_typed_by_its_head_noun():
+    t = questions.analyse("Which city will host the fair?", no_similarity)
+    assert t.wh == "which" and t.answer_type == "place" and t.head == "city"
+    t = questions.analyse("Quelle entreprise a construit le pont ?", no_similarity)
+    assert t.answer_type == "org" and t.head == "entreprise"
+    # an adjective before the noun: "Which Flemish painter" -> painter
+    assert questions.head_noun("Which Flemish painter drew it?")[0] == "painter"
+    assert questions.head_noun("Quels pays ont voté ?") == ("pays", True)
+
+
+def test_an_unknown_head_noun_is_typed_by_what_it_introduces_in_the_corpus_or_left_untyped():
+    # the corpus says "le bourgmestre Aldo Brink": the word introduces people
+    t = questions.analyse("Quel bourgmestre a parlé ?", no_similarity, lambda head: "person" if head == "bourgmestre" else None)
+    assert t.answer_type == "person"
+    # nothing knows "humeur": no type, the sentence will answer
+    t = questions.analyse("Quelle humeur régnait ?", no_similarity, lambda head: None)
+    assert t.answer_type is None and t.wh == "what"
+
+
+def test_a_description_question_is_not_typed():
+    assert questions.analyse("Who is Aldo Brink?", no_similarity).answer_type is None
+    assert questions.analyse("Qui est Aldo Brink ?", no_similarity).answer_type is None
+
+
+# ---- typed spans ---------------------------------------------------------------------------------
+
+
+def kinds(sentence: str, entities=()):
+    return {(s.text, s.kind) for s in spans.candidates(sentence, list(entities))}
+
+
+def test_numbers_dates_and_durations_are_recognised_whole():
+    got = kinds("La guilde versera entre 12 et 15 millions d'euros, les 3 et 4 avril 2031, pendant cinq jours, à 40 % des membres.")
+    assert ("12 et 15 millions d'euros", "money") in got
+    assert ("les 3 et 4 avril 2031", "date") in got
+    assert ("pendant cinq jours", "duration") in got
+    assert ("40 %", "percent") in got
+
+
+def test_english_amounts_dates_and_counts():
+    got = kinds("The guild pledged €3.5 billion on March 4, and 22 official languages are planned within two years.")
+    assert ("€3.5 billion", "money") in got
+    assert any("March 4" in t and k == "date" for t, k in got)
+    assert ("22 official languages", "count") in got
+    assert ("within two years", "duration") in got
+
+
+def test_a_count_stops_at_the_first_grammar_word_and_keeps_its_noun():
+    got = kinds("Quarante villes ont voté et une centaine de délégués sont attendus.")
+    assert ("une centaine de délégués", "count") in got
+    assert not any(t.endswith(" ont") for t, _ in got)
+
+
+def test_names_come_from_entities_and_capitalised_runs_with_particles():
+    sentence = "La commissaire Ilona van der Berg a rencontré le maire Aldo Brink à Ostende."
+    at = sentence.index("Ilona")
+    ents = [(at, at + len("Ilona van der Berg"), "PER")]  # what the build-time annotation would give
+    got = kinds(sentence, ents)
+    assert ("Ilona van der Berg", "person") in got
+    assert ("Aldo Brink", "misc") in got  # a capitalised run no annotation typed
+    assert any(t == "Ostende" for t, _ in got)
+
+
+def test_choose_binds_the_candidate_to_the_question_words_in_the_same_clause():
+    sentence = "Aldo Brink ne viendra pas, mais la guilde sera représentée par la doyenne Mira Solberg."
+    mira = sentence.index("Mira")
+    cands = spans.candidates(sentence, [(0, 10, "PER"), (mira, mira + 12, "PER")])
+    anchors = [sentence.index("représentée"), sentence.index("guilde")]
+    choice = spans.choose(sentence, cands, "person", anchors, {"guilde", "representera"})
+    assert choice.span.text == "Mira Solberg"
+
+
+def test_choose_never_answers_with_what_the_question_names():
+    sentence = "La doyenne Mira Solberg dirige la guilde Hansa Nord."
+    mira, hansa = sentence.index("Mira"), sentence.index("Hansa")
+    cands = spans.candidates(sentence, [(mira, mira + 12, "PER"), (hansa, hansa + 10, "ORG")])
+    choice = spans.choose(sentence, cands, "org", [sentence.index("dirige")], {"mira", "solberg", "dirige"})
+    assert choice.span.text == "Hansa Nord"
+
+
+def test_a_counted_noun_of_the_question_binds_the_count():
+    sentence = "Sur les 35 quais recensés, la guilde a proposé quatre entrepôts."
+    cands = spans.candidates(sentence)
+    choice = spans.choose(sentence, cands, "count", [sentence.index("entrepôts")], {"entrepots", "combien"})
+    assert choice.span.text == "quatre entrepôts"
+
+
+def test_coordinated_candidates_join_for_a_plural_question():
+    sentence = "La Norvège et le Portugal n'ont pas voté la charte."
+    no, pt = sentence.index("Norvège"), sentence.index("Portugal")
+    cands = spans.candidates(sentence, [(no, no + 7, "LOC"), (pt, pt + 8, "LOC")])
+    choice = spans.choose(sentence, cands, "place", [sentence.index("voté")], {"pays", "vote"}, plural=True)
+    assert choice.span.text == "Norvège et le Portugal"
+
+
+def test_a_span_is_only_trusted_when_it_is_unambiguous():
+    sentence = "Aldo Brink et Mira Solberg ont signé."
+    mira = sentence.index("Mira")
+    cands = spans.candidates(sentence, [(0, 10, "PER"), (mira, mira + 12, "PER")])
+    far = spans.Choice(cands[0], 1.0, 200.0, 0.0)
+    assert not spans.confident(far, sentence, cands, "person")  # two people, nothing binds one
+    near = spans.Choice(cands[0], 1.0, 5.0, 1.0)
+    assert spans.confident(near, sentence, cands, "person")
+    assert not spans.confident(spans.Choice(cands[0], 0.4, 1.0, 1.0), sentence, cands, "org")
+
+
+# ---- coverage and key terms ------------------------------------------------------------------------
+
+
+def word(w, importance, *, own=True, entity=False, terms=None):
+    return QueryWord(w, 1.0 if own else 0.5, terms or {w: 1.0}, importance, entity=entity)
+
+
+def test_coverage_weights_words_by_importance_and_ignores_context_words():
+    words = [word("brink", 8.0, entity=True), word("salaire", 6.0), word("guilde", 2.0, own=False)]
+    assert scoring.coverage(words, np.array([1.0, 0.0, 1.0])) == pytest.approx(8 / 14)
+    assert scoring.coverage(words, np.array([1.0, 1.0, 0.0]), own_only=False) == pytest.approx(14 / 15)
+
+
+def test_a_missing_attribute_sinks_the_key_term_match():
+    words = [word("brink", 8.0, entity=True), word("salaire", 9.0), word("annuel", 3.0)]
+    # the sentence names Brink but says nothing of a salary
+    assert scoring.min_key_match(words, np.array([1.0, 0.0, 1.0])) == 0.0
+    assert scoring.min_key_match(words, np.array([1.0, 0.9, 0.0])) == pytest.approx(0.9)
+    assert scoring.unmatched_share(words, np.array([1.0, 0.0, 1.0])) == pytest.approx(9 / 20)
+
+
+# ---- fitted models -----------------------------------------------------------------------------------
+
+
+def test_logistic_model_round_trips_and_refuses_other_features(tmp_path):
+    m = scoring.LogisticModel(("a", "b"), np.array([1.0, 0.0]), np.array([2.0, 1.0]), np.array([1.0, -1.0]), 0.5, 0.3)
+    X = np.array([[1.0, 0.0], [3.0, 2.0]])
+    assert np.allclose(m.logit(X), [0.5, 0.5 + 1.0 - 2.0])
+    again = scoring.LogisticModel.from_json(json.loads(json.dumps(m.to_json())), ("a", "b"))
+    assert np.allclose(again.proba(X), m.proba(X)) and again.threshold == 0.3
+    with pytest.raises(ValueError, match="summit fit"):
+        scoring.LogisticModel.from_json(m.to_json(), ("a", "c"))
+
+
+def test_the_committed_weights_match_the_features_the_code_computes():
+    d = json.loads(scoring.WEIGHTS_FILE.read_text(encoding="utf-8"))
+    assert tuple(d["sentence"]["features"]) == scoring.SENTENCE_FEATURES
+    assert tuple(d["abstain"]["features"]) == abstention.ABSTAIN_FEATURES
+    assert d["sentence"]["meta"]["fitted"] and d["abstain"]["meta"]["fitted"]
+    assert 0.0 < d["abstain"]["threshold"] < 1.0
+
+
+def test_weights_save_and_load(tmp_path):
+    w = scoring.load_weights(tmp_path / "none.json")  # before any fit: a neutral stand-in
+    assert w.sentence.meta == {"fitted": False}
+    w.settings["context_weight"] = 0.7
+    path = scoring.save_weights(w, tmp_path / "w.json")
+    back = scoring.load_weights(path)
+    assert back.settings == {"context_weight": 0.7} and back.sentence.features == scoring.SENTENCE_FEATURES
+
+
+def test_threshold_keeps_false_abstentions_within_budget():
+    from assistant.fitting import choose_threshold
+
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.15, 0.6, 0.05])
+    y = np.array([1, 1, 1, 1, 0, 0, 1, 0])
+    t = choose_threshold(p, y, 0.0)
+    assert ((p < t) & (y == 1)).sum() == 0 and ((p < t) & (y == 0)).sum() == 3
+    t = choose_threshold(p, y, 0.2)  # one of the five answerable may be refused
+    assert ((p < t) & (y == 1)).sum() == 1
+
+
+# ---- abstention features ---------------------------------------------------------------------------
+
+
+class Scored:
+    def __init__(self, p, **f):
+        base = {k: 0.0 for k in ("cov", "min_key", "cov_ctx", "key_min", "unmatched", "ent", "ent_doc", "ent_min",
+                                 "type_fit", "type_bound", "cos0", "cos1")}
+        base.update(f)
+        self.features, self.p, self.logit = base, p, float(np.log(p / (1 - p)))
+
+
+class Q:
+    def __init__(self, words):
+        self.words = words
+
+
+def test_abstention_features_see_unknown_names_and_words():
+    words = [QueryWord("zorblatt", 1.0, {}, 9.0, entity=True), word("salaire", 6.0)]
+    x = abstention.features(Q(words), Scored(0.6, key_min=0.2), None, True)
+    f = dict(zip(abstention.ABSTAIN_FEATURES, x))
+    assert f["ent_unknown"] == 1.0 and f["unknown"] == pytest.approx(9 / 15) and f["type_asked"] == 1.0
+    assert f["second_p"] == 0.0 and f["key_min"] == 0.2
+
+
+# ---- follow-ups -------------------------------------------------------------------------------------
+
+
+class Ans:
+    def __init__(self, answer, found=True, span_type="person", asked_type="person"):
+        self.answer, self.found, self.span_type, self.asked_type = answer, found, span_type, asked_type
+
+
+def test_a_follow_up_carries_earlier_turns_with_decaying_weight():
+    first = conversation.Turn("Qui dirige la guilde ?")
+    second = conversation.follow("Et depuis quand ?", first, Ans("Mira Solberg"))
+    assert second.context == [("Qui dirige la guilde ?", conversation.CONTEXT_WEIGHT), ("Mira Solberg", conversation.ANSWER_WEIGHT)]
+    third = conversation.follow("Où vit-elle ?", second, Ans("en 2029", span_type="date", asked_type="date"))
+    weights = dict(third.context)
+    assert weights["Qui dirige la guilde ?"] == pytest.approx(conversation.CONTEXT_WEIGHT * conversation.DECAY)
+    assert third.previous_type == "date"
+
+
+def test_an_elliptic_question_inherits_the_previous_type():
+    class Query:
+        text = "Et celui de Hansa ?"
+        qtype = questions.QuestionType("other", None)
+
+    q = conversation.inherit_type(Query(), conversation.Turn("Et celui de Hansa ?", [], "person"))
+    assert q.qtype.answer_type == "person"
+
+
+# ---- dictionary expansion ----------------------------------------------------------------------------
+
+
+def test_dictd_entries_are_parsed_into_single_word_translations():
+    data = "harbour /hɑːbər/\n1. port, havre\n2. abri\nguild /gild/\ncorporation, guilde, confrérie de métier longue\n".encode()
+    b64 = lexicon._B64
+
+    def enc(n):
+        out = ""
+        while True:
+            out = b64[n % 64] + out
+            n //= 64
+            if not n:
+                return out
+
+    first = data.index(b"guild")
+    index = f"harbour\t{enc(0)}\t{enc(first)}\nguild\t{enc(first)}\t{enc(len(data) - first)}\n"
+    table = lexicon.parse_dictd(index, data)
+    assert table["harbour"] == ("port", "havre", "abri")
+    assert table["guild"] == ("corporation", "guilde")
