@@ -876,20 +876,29 @@ class MilvusStore:
         return self._doc_list
 
     # ---- search ----
+    def _hit_fields(self, level: str, n: int) -> list[str]:
+        """What a search returns per hit: the whole record, so that reading it costs no second
+        call, unless the cache already holds a record for every row (a small corpus after
+        warm-up): then ids only, which makes the search cheaper (a missing one is fetched)."""
+        if len(self._shared.records[level]) >= n:
+            return ["id"]
+        return CHUNK_FIELDS if level == "chunk" else SENTENCE_FIELDS
+
     def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         n = self.counts()["sentences" if level == "sentence" else "chunks"]
         k = min(int(k), n, 16_384)
         if k <= 0:
             return []
-        fields = CHUNK_FIELDS if level == "chunk" else SENTENCE_FIELDS
+        fields = self._hit_fields(level, n)
         res = self.conn.call("search", self._coll(level), data=[np.asarray(vector, dtype=np.float32).tolist()],
                              anns_field=f"v{encoder}", limit=k, filter=self._live, output_fields=fields,
                              search_params=self._search[level])
         out = []
         for hit in res[0] if res else []:
             entity = dict(hit.get("entity") or {})
-            entity["id"] = hit["id"]
-            self._remember(level, entity)
+            if len(entity) > 1:
+                entity["id"] = hit["id"]
+                self._remember(level, entity)
             out.append((int(hit["id"]), float(hit["distance"])))
         out.sort(key=lambda p: -p[1])
         return out
@@ -951,14 +960,15 @@ class MilvusStore:
             return []
         depth = min(n, 16_384, max(LEXICAL_OVERFETCH * k, k + 30))
         res = self.conn.call("search", self.names["chunks"], data=[query], anns_field="sparse", limit=depth, filter=self._live,
-                             output_fields=CHUNK_FIELDS, search_params={"metric_type": "BM25", "params": {}})
+                             output_fields=self._hit_fields("chunk", n), search_params={"metric_type": "BM25", "params": {}})
         candidates = []
         for hit in res[0] if res else []:
             if abs(float(hit["distance"])) <= 0:  # milvus-lite reports -score, Milvus +score
                 continue
             entity = dict(hit.get("entity") or {})
-            entity["id"] = hit["id"]
-            self._remember("chunk", entity)
+            if len(entity) > 1:
+                entity["id"] = hit["id"]
+                self._remember("chunk", entity)
             candidates.append(int(hit["id"]))
         if not candidates:
             return []
