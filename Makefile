@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup serve test eval bench build clean
+.PHONY: setup dictionaries serve test eval fit bench build clean
 
 $(BIN)/summit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,17 @@ $(BIN)/summit: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/summit
 
-setup: $(BIN)/summit
+# The FreeDict English<->French dictionaries (GPL) are Debian packages: installed when this runs
+# as root with apt-get, else a note (the assistant works without them, a little less well).
+dictionaries:
+	@if [ -f /usr/share/dictd/freedict-eng-fra.index ] && [ -f /usr/share/dictd/freedict-fra-eng.index ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dict-freedict-eng-fra dict-freedict-fra-eng >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dict-freedict-eng-fra dict-freedict-fra-eng >/dev/null; } || \
+	  echo "note: could not install dict-freedict-eng-fra / dict-freedict-fra-eng (query expansion runs without them)"; \
+	else echo "note: apt-get install dict-freedict-eng-fra dict-freedict-fra-eng adds dictionary query expansion"; fi
+
+setup: $(BIN)/summit dictionaries
 
 serve: setup
 	$(BIN)/summit serve --host $(HOST) --port $(PORT)
@@ -24,7 +34,10 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 eval: setup
-	$(BIN)/summit eval eval/questions.jsonl --mode all
+	$(BIN)/summit eval --mode all
+
+fit: setup
+	$(BIN)/summit fit
 
 bench: setup
 	$(BIN)/summit bench --json artifacts/bench.json
@@ -33,4 +46,4 @@ build: setup
 	$(BIN)/summit build
 
 clean:
-	rm -rf $(VENV) index/current index/builds index/.lock .pytest_cache
+	rm -rf $(VENV) index/current index/builds index/.lock .pytest_cache eval/out

@@ -26,6 +26,14 @@ ENTITY_KNOWN_STRENGTH = 0.4
 WEAK_MATCH = 0.7
 
 
+def refuses_outright(x: np.ndarray, settings: dict) -> bool:
+    """Most of the question's meaning is unknown to the corpus (its words match nothing, not
+    even through the dictionary or word vectors): no context can make it answerable. The bound
+    is fitted on dev (above every answerable question's share)."""
+    bound = float(settings.get("refuse_weak", 0.8))
+    return float(x[ABSTAIN_FEATURES.index("weak")]) >= bound
+
+
 def names_unknown(query) -> bool:
     """The question names someone or something the sources never mention (not as written, not
     in the dictionary, not through a close word vector): then no sentence can answer it, however

@@ -466,6 +466,8 @@ class Answerer:
         if retrieved.mode != "hybrid":
             x = self._neutral(x, retrieved.mode, self.weights.abstain)
         confidence = float(self.weights.abstain.proba(x[None, :])[0])
+        if abstention.refuses_outright(x, self.weights.settings):
+            confidence = 0.0
         if confidence < self.threshold:
             return Answer(query.text, lang, False, NOT_FOUND[lang], confidence=confidence, asked_type=asked)
         sentence = self.store.sentence_text(best.sid)

@@ -441,6 +441,17 @@ def eval(  # noqa: A001 - the command is `summit eval`
     run(go)
 
 
+def _export_feedback(path: Path) -> None:
+    from .feedback import export_questions
+
+    lines, summary = export_questions(path)
+    for line in lines:
+        print(line)
+    bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
+    err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
+              f"(fill their answers/evidence before using the file){bad}", highlight=False)
+
+
 @app.command("fit")
 def fit(
     splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
@@ -451,34 +462,52 @@ def fit(
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
 ):
-    """Fit the sentence scorer and the abstention model on the dev split; write their weights."""
+    """Fit the sentence scorer and the abstention model on the dev split; write their weights.
+
+    The dev questions are asked against three corpora, so that the models hold however many
+    articles, in whichever languages, are indexed: documents/ alone (the seed questions),
+    documents/ with every test text, and documents/ with the French test texts only."""
 
     def go():
+        import shutil
+
         from . import evaluation as ev
         from . import fitting
+        from .documents import load_documents
+        from .embedding import EncoderSet
         from .scoring import WEIGHTS_FILE, save_weights
+        from .service import Assistant
 
         qs = ev.load_question_files(ev.split_files(splits_file, "dev"))
-        settings = _eval_settings(documents, index if index is not None else EVAL_INDEX, model, corpus)
-        assistant = load_assistant(settings)
+        base = _eval_settings(documents, index if index is not None else EVAL_INDEX, model, corpus)
+        encoders = EncoderSet.from_settings(base).load()
+        french = Path(f"{base.index_dir}-corpus-fr")
+        shutil.rmtree(french, ignore_errors=True)
+        french.mkdir(parents=True)
+        tests, _ = load_documents(corpus, base.boilerplate_patterns)
+        for d in tests:
+            if d.language == "fr":
+                shutil.copy2(d.path, french / Path(d.path).name)
+        variants = [
+            ("all articles", base, None),
+            ("documents/ only", base.model_copy(update={"extra_documents_dirs": [], "index_dir": Path(f"{base.index_dir}-seed")}), []),
+            ("French articles", base.model_copy(update={"extra_documents_dirs": [french], "index_dir": Path(f"{base.index_dir}-fr")}),
+             [d.doc_id for d in tests if d.language == "fr"]),
+        ]
+        runs = []
         with progress_bar() as update:
-            weights, summary = fitting.fit(assistant, qs, max_false_rate=max_false_rate, progress=update)
+            for name, settings, docs in variants:
+                assistant = Assistant(settings, embedder=encoders).load(progress=update)
+                texts = [assistant.index.document(d["doc_id"])["text"] for d in assistant.index.document_list()]
+                keep = qs if docs is None else [q for q in qs if q.doc is None or q.doc in docs]
+                runs.append((assistant, fitting.for_corpus(keep, texts)))
+                err.print(f"{name}: {assistant.index.counts()['documents']} articles, {len(runs[-1][1])} dev questions", highlight=False)
+            weights, summary = fitting.fit(runs, max_false_rate=max_false_rate, progress=update)
         path = save_weights(weights, out_file or WEIGHTS_FILE)
         out.print(json.dumps(summary, indent=1), highlight=False)
         out.print(f"wrote {path}", highlight=False)
 
     run(go)
-
-
-def _export_feedback(path: Path) -> None:
-    from .feedback import export_questions
-
-    lines, summary = export_questions(path)
-    for line in lines:
-        print(line)
-    bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
-    err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
-              f"(fill their answers/evidence before using the file){bad}", highlight=False)
 
 
 @app.command("export-beir")
@@ -519,7 +548,7 @@ def bench(
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
     questions: Optional[Path] = typer.Option(None, "--questions", help="Question file (JSONL) to ask [default: the test split of eval/splits.json]."),
-    corpus: Optional[Path] = typer.Option(EVAL_CORPUS, "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
+    corpus: str = typer.Option(str(EVAL_CORPUS), "--corpus", help="Extra articles indexed next to documents/ (the evaluation corpus); '' for none."),
     sections: str = typer.Option("all", "--sections", help="Comma list of inprocess, http, startup, build, scale (or all)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Scale corpus sizes, e.g. 10000,100000,1000000."),
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
@@ -547,7 +576,7 @@ def bench(
             scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen), store=store,
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
-        use_corpus = corpus if corpus and str(corpus) else None
+        use_corpus = Path(corpus) if corpus.strip() else None
         settings = _eval_settings(documents, index if index is not None else (EVAL_INDEX if use_corpus else None), model, use_corpus)
         t0 = _time.perf_counter()
         result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))

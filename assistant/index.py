@@ -739,7 +739,9 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
     if any(ci.ntotal != len(chunks) for ci in chunk_indexes) or any(si.ntotal != len(sentences) for si in sentence_indexes) \
             or bm25.shape[1] != len(chunks):
         raise IndexCorruptError(f"index in {build} is inconsistent (vector and table counts differ); run `summit build --force`")
-    dims = manifest.get("dimensions") or [manifest.get("dimension")]
+    dims = list(manifest.get("dimensions") or [manifest.get("dimension")])
+    if dims and manifest.get("dimension") != dims[0]:
+        dims[0] = manifest.get("dimension")  # the two records disagree: the check below says so
     for ci, si, dim in zip(chunk_indexes, sentence_indexes, dims):
         if ci.d != dim or si.d != dim:
             raise IndexCorruptError(

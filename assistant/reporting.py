@@ -66,7 +66,9 @@ def fmt(value, path: str = "") -> str:
     return f"{value:.3f}"
 
 
-def short(text: str | None, limit: int = 140) -> str:
+def short(text, limit: int = 140) -> str:
+    if isinstance(text, (list, tuple)):  # evidence alternatives
+        text = " | ".join(text)
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

@@ -154,7 +154,9 @@ class Assistant:
     def _install(self, index: LoadedIndex) -> None:
         retriever = Retriever(index, self.embedder)
         retriever.warm_up()
-        answerer = Answerer(retriever, min_confidence=self.settings.min_confidence)
+        from .scoring import load_weights
+
+        answerer = Answerer(retriever, load_weights(self.settings.weights_file), min_confidence=self.settings.min_confidence)
         answerer.warm_up()
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer

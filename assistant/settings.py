@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Abstain when the answer's fitted confidence is below this; None = the threshold fitted on
     # the dev split (assistant/weights.json, `summit fit`).
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    # The fitted models (summit fit); unset = assistant/weights.json.
+    weights_file: Path | None = None
     # Finished answers kept per index build (0 = off); the same questions come back a lot.
     answer_cache_size: int = Field(default=2048, ge=0)
 

@@ -221,7 +221,7 @@ def test_threshold_keeps_false_abstentions_within_budget():
 class Scored:
     def __init__(self, p, **f):
         base = {k: 0.0 for k in ("cov", "min_key", "cov_ctx", "key_min", "unmatched", "ent", "ent_doc", "ent_min",
-                                 "type_fit", "type_bound", "cos0", "cos1")}
+                                 "type_fit", "type_bound", "local_cov", "cos0", "cos1")}
         base.update(f)
         self.features, self.p, self.logit = base, p, float(np.log(p / (1 - p)))
 
@@ -233,10 +233,13 @@ class Q:
 
 def test_abstention_features_see_unknown_names_and_words():
     words = [QueryWord("zorblatt", 1.0, {}, 9.0, entity=True), word("salaire", 6.0)]
-    x = abstention.features(Q(words), Scored(0.6, key_min=0.2), None, True)
+    x = abstention.features(Q(words), Scored(0.6, min_key=0.2), None, True, (0.3, 0.8))
     f = dict(zip(abstention.ABSTAIN_FEATURES, x))
-    assert f["ent_unknown"] == 1.0 and f["unknown"] == pytest.approx(9 / 15) and f["type_asked"] == 1.0
-    assert f["second_p"] == 0.0 and f["key_min"] == 0.2
+    # the unknown name carries 9 of the question's 15 units of meaning (and is the only weak word)
+    assert f["ent_unknown_share"] == pytest.approx(9 / 15) and f["weak"] == pytest.approx(9 / 15)
+    assert f["min_key"] == 0.2 and (f["domain0"], f["domain1"]) == (0.3, 0.8)
+    assert abstention.names_unknown(Q(words))
+    assert abstention.refuses_outright(x, {"refuse_weak": 0.5}) and not abstention.refuses_outright(x, {"refuse_weak": 0.9})
 
 
 # ---- follow-ups -------------------------------------------------------------------------------------
