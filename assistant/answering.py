@@ -33,6 +33,7 @@ _DENSE_FEATURES = frozenset({"cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ct
 _LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
                                "ent_doc", "ent_min", "key_min", "unmatched"})
 CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
+NEAR_CHARS = 150  # about one sentence: prev_near halves one sentence away from the previous answer
 LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
 CANDIDATE_CHUNKS = 12  # passages whose sentences are scored
 ENTITY_MATCH = 0.5  # a question name counts as found at this match strength
@@ -127,7 +128,7 @@ class Answerer:
         first question does not pay for them; a large corpus fills the table on demand."""
         n = self.store.counts()["sentences"]
         if n <= max_sentences:
-            for sid in range(n):
+            for sid in self.store.ids("sentence"):
                 self.sentence_spans(sid)
                 self._sentence_names(sid)
 
@@ -308,7 +309,7 @@ class Answerer:
             }
             same_doc = query.previous_doc is not None and rec.doc_id == query.previous_doc
             f["prev_doc"] = 1.0 if same_doc else 0.0
-            f["prev_near"] = (1.0 / (1.0 + abs(self._position(sid) - self._position(query.previous_sid)))
+            f["prev_near"] = (1.0 / (1.0 + abs(rec.start - self.store.sentence(query.previous_sid).start) / NEAR_CHARS)
                               if same_doc and query.previous_sid is not None else 0.0)
             f["foreign"] = self.foreign_entities(query, sid, asked)
             f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0
@@ -397,11 +398,6 @@ class Answerer:
             if name in missing:
                 x[i] = model.mean[i]
         return x
-
-    def _position(self, sid: int) -> int:
-        """A sentence's place in its document (ids are opaque: ask the store when it knows)."""
-        pos = getattr(self.store, "sentence_position", None)
-        return pos(sid) if pos is not None else sid
 
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)

@@ -291,9 +291,9 @@ def parse_sections(text: str) -> tuple[str, ...]:
     from .errors import InvalidInputError
 
     names = [t.strip() for t in text.split(",") if t.strip()]
-    runnable = ("inprocess", "http", "startup", "build", "scale")
+    runnable = ("inprocess", "http", "startup", "build", "scale", "milvus", "milvus_scale")
     if not names or names == ["all"]:
-        return runnable
+        return runnable[:5]  # the FAISS store's; `--store milvus` runs the two milvus ones
     bad = [n for n in names if n not in runnable]
     if bad:
         raise InvalidInputError(f"unknown bench section {', '.join(bad)}; choose from {', '.join(runnable)} or all")
@@ -656,6 +656,7 @@ class BenchConfig:
     flat_curve_sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000, 30_000, 50_000, 100_000)
     seed: int = 0
     sections: tuple[str, ...] = ("inprocess", "http", "startup", "build", "scale")
+    store: str = "faiss"  # "milvus": the milvus and milvus_scale sections (assistant/milvus_bench.py)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -1200,9 +1201,9 @@ def run_bench(settings, cfg: BenchConfig, log: Log = lambda s: None) -> dict[str
                            "SUMMIT_EXTRA_DOCUMENTS_DIRS": json.dumps([str(d) for d in settings.extra_documents_dirs])})
     log("loading the assistant (building the index if it is missing or stale)")
     # In-process figures measure the answering itself, not the answer cache.
-    assistant = Assistant(settings.model_copy(update={"answer_cache_size": 0})).load(rebuild="stale")
+    assistant = Assistant(settings.model_copy(update={"answer_cache_size": 0, "store": "faiss"})).load(rebuild="stale")
     index = assistant.index
-    sentences = [index.sentence_text(i) for i in range(index.counts()["sentences"])]
+    sentences = [index.sentence_text(i) for i in index.ids("sentence")]
 
     result["load_average"] = {"start": [round(x, 2) for x in os.getloadavg()]}
     result["section_seconds"] = {}
@@ -1230,6 +1231,14 @@ def run_bench(settings, cfg: BenchConfig, log: Log = lambda s: None) -> dict[str
         result["build"] = timed("build", lambda: bench_build(settings.documents_dir, sentences, cfg.build_synthetic_docs, cfg.seed, log, corpus))
     if "scale" in cfg.sections:
         result["scale"] = timed("scale", lambda: bench_scale(cfg, sentences, questions, assistant.embedder.primary, settings.model, log))
+    if "milvus" in cfg.sections or "milvus_scale" in cfg.sections:
+        from . import milvus_bench
+
+        if "milvus" in cfg.sections:
+            result["milvus"] = timed("milvus", lambda: milvus_bench.bench_compare(settings, assistant, questions, cfg.repeats, log))
+        if "milvus_scale" in cfg.sections:
+            result["milvus_scale"] = timed("milvus_scale", lambda: milvus_bench.bench_scale(
+                cfg, sentences, questions, assistant.embedder.primary, settings.model, log))
     result["targets"] = check_targets(result)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     return result
@@ -1314,6 +1323,10 @@ def summary_rows(result: dict) -> list[tuple[str, str, str, str]]:
                                  f"p50 {_fmt(x['query_ms']['p50'])} / p95 {_fmt(x['query_ms']['p95'])} ms, recall@10 {x['recall_at_10']:.3f}, "
                                  f"{_fmt(x['memory_gb'])} GB, build {_fmt(x['build_s'])} s",
                                  target("scale_1m_p95_ms") if row["n"] == 1_000_000 and kind == row["recommended"]["kind"] else ""))
+    if "milvus" in result or "milvus_scale" in result:
+        from .milvus_bench import summary_rows as milvus_rows
+
+        rows += milvus_rows(result)
     return rows
 
 

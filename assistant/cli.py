@@ -26,6 +26,7 @@ err = Console(stderr=True)
 DocumentsOpt = typer.Option(None, "--documents", envvar="SUMMIT_DOCUMENTS_DIR", help="Folder of articles [default: ./documents]")
 IndexOpt = typer.Option(None, "--index", envvar="SUMMIT_INDEX_DIR", help="Index folder [default: ./index]")
 ModelOpt = typer.Option(None, "--model", envvar="SUMMIT_MODEL", help="use-multilingual (default), minilm, or a local sentence-transformers folder")
+StoreOpt = typer.Option(None, "--store", envvar="SUMMIT_STORE", help="Where the index lives: faiss (default, under --index) or milvus (SUMMIT_MILVUS_URI; docs/milvus.md)")
 
 
 def make_settings(documents: Optional[Path], index: Optional[Path], model: Optional[str] = None, **extra) -> Settings:
@@ -84,13 +85,14 @@ def build(
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date (or damaged)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Index the valid documents and list the ones skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
+    store: Optional[str] = StoreOpt,
 ):
     """Build the index from the documents (nothing to do when it is up to date)."""
 
     def go():
         from .service import Assistant
 
-        settings = make_settings(documents, index, model)
+        settings = make_settings(documents, index, model, store=store)
         assistant = Assistant(settings)
         with progress_bar() as update:
             summary = assistant.build(force=force, skip_invalid=skip_invalid, progress=update)
@@ -104,6 +106,8 @@ def build(
             f"built index {summary['build_id']}: {summary['documents']} documents, {summary['chunks']} chunks, "
             f"{summary['sentences']} sentences ({summary['index_type']}) in {summary['seconds']:.2f}s"
             + (f", {summary['reused_documents']} unchanged documents reused" if summary["reused_documents"] else "")
+            + (f" [milvus {summary['mode']}: +{len(summary.get('added', []))} ~{len(summary.get('changed', []))} "
+               f"-{len(summary.get('removed', []))} documents]" if summary.get("mode") == "update" else "")
         )
         out.print(f"reason: {summary['reason']}", highlight=False)
         for line in summary["skipped"]:
@@ -248,6 +252,7 @@ def ask(
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or lexical."),
     history: list[str] = typer.Option([], "--history", help="A previous question (repeat, oldest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+    store: Optional[str] = StoreOpt,
 ):
     """Answer a question with numbered citations."""
 
@@ -255,7 +260,7 @@ def ask(
         from .service import validate
 
         validate(question, history, k, mode)  # fail fast, before loading anything
-        assistant = load_assistant(make_settings(documents, index, model))
+        assistant = load_assistant(make_settings(documents, index, model, store=store))
         answer = assistant.ask(question, history=history, k=k, mode=mode)
         if as_json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -293,13 +298,19 @@ def serve(
     model: Optional[str] = ModelOpt,
     host: str = typer.Option("127.0.0.1", "--host", envvar="SUMMIT_HOST"),
     port: int = typer.Option(8000, "--port", envvar="SUMMIT_PORT"),
+    store: Optional[str] = StoreOpt,
 ):
     """Run the HTTP API, the OpenAI-compatible endpoint and the chat widget."""
 
     def go():
         from api.server import run_server
 
-        run_server(make_settings(documents, index, model), host=host, port=port)
+        settings = make_settings(documents, index, model, store=store)
+        if settings.store == "milvus":
+            from .milvus_store import Connection
+
+            Connection(settings).close()  # a bad URI is a one-line error here; an unreachable server is not (see /api/health)
+        run_server(settings, host=host, port=port)
 
     run(go)
 
@@ -543,6 +554,8 @@ def bench(
     pool: Optional[int] = typer.Option(None, "--pool", help="Synthetic passages embedded with the real model for the scale curve."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds per HTTP concurrency level [20, quick 3]."),
     loadgen: str = typer.Option("auto", "--loadgen", help="auto (wrk when installed), wrk, or python."),
+    store: Optional[str] = typer.Option(None, "--store", help="milvus: compare the Milvus store with FAISS on the same corpus, "
+                                        "and its scale curve on milvus-lite (sections milvus, milvus_scale)."),
 ):
     """Measure latency, throughput, start-up, index build and the scale curve; print a table."""
 
@@ -551,9 +564,16 @@ def bench(
 
         from . import bench as benchmod
 
+        if store not in (None, "faiss", "milvus"):
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(f"--store must be faiss or milvus, got {store!r}")
+        chosen = benchmod.parse_sections(sections)
+        if store == "milvus" and sections == "all":
+            chosen = ("milvus", "milvus_scale")
         cfg = benchmod.BenchConfig.make(
-            quick, questions=questions, sections=benchmod.parse_sections(sections), scale_sizes=benchmod.parse_sizes(sizes),
-            scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen),
+            quick, questions=questions, sections=chosen, scale_sizes=benchmod.parse_sizes(sizes),
+            scale_pool=pool, http_seconds=seconds, loadgen=benchmod.parse_loadgen(loadgen), store=store,
         )
         benchmod.gold_questions(cfg.questions)  # fail fast, before loading anything
         use_corpus = Path(corpus) if corpus.strip() else None

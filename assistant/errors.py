@@ -54,6 +54,24 @@ class InvalidInputError(SummitError, ValueError):
     exit_code = 2
 
 
+class StoreUnavailableError(SummitError):
+    """The index store (Milvus) cannot be reached or answered with an error: retry later.
+
+    The API answers 503 with ``Retry-After: retry_after``; the CLI exits with code 6."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, retry_after: int = 5):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BuildLockedError(SummitError):
+    """Another build of the same index is running: this one is refused."""
+
+    exit_code = 7
+
+
 class IngestError(DocumentError):
     """A file offered to ``summit add`` / ``POST /api/documents`` cannot be added.
 

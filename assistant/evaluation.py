@@ -507,7 +507,7 @@ def index_passages(assistant) -> list[str] | None:
     if index is None or not hasattr(index, "counts"):
         return None
     n = index.counts()["chunks"]
-    return [index.chunk_text(i) for i in range(n)] if n <= 200_000 else None
+    return [index.chunk_text(i) for i in index.ids("chunk")] if n <= 200_000 else None
 
 
 def run_questions(assistant, questions: list[Question], *, mode: str = "hybrid", k: int = 5,

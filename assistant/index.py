@@ -186,6 +186,9 @@ class LoadedIndex:
             return sid + 1
         return None
 
+    def ids(self, level: str) -> range:
+        return range(len(self.sentences) if level == "sentence" else len(self.chunks))
+
     def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         index = (self.sentence_indexes if level == "sentence" else self.chunk_indexes)[encoder]
         k = min(k, index.ntotal)

@@ -1319,7 +1319,10 @@ def add_documents(assistant: Builder, inputs: list[Input], *, skip_invalid: bool
         for aside, _ in moved:
             aside.unlink(missing_ok=True)
     index = getattr(assistant, "index", None)
-    chunks = Counter(c.doc_id for c in index.chunks) if index is not None else Counter()
+    if index is not None and hasattr(index, "chunks"):
+        chunks = Counter(c.doc_id for c in index.chunks)
+    else:  # a store without an in-memory chunk list (Milvus): its documents know their passage count
+        chunks = Counter({p.doc_id: int((index.document(p.doc_id) or {}).get("chunks", 0)) for p in prepared} if index else {})
     added = [{**p.metadata(), "chunks": chunks.get(p.doc_id, 0), "notes": p.notes} for p in prepared]
     return {"added": added, "skipped": skipped, "build": summary}
 

@@ -157,14 +157,16 @@ class Retriever:
         counts = self.store.counts()
         if counts["sentences"] > WARM_UP_MAX_SENTENCES:
             return
-        for sid in range(counts["sentences"]):
+        first = {}
+        for sid in self.store.ids("sentence"):  # ids need not be contiguous (store.Store.ids)
+            first.setdefault("sentence", sid)
             self.sentence_terms(sid)
             self.sentence_vocab(sid)
+        if counts["chunks"]:
+            first["chunk"] = next(iter(self.store.ids("chunk")))
         for e in range(self.store.n_encoders):
-            if counts["sentences"]:
-                self.store.vectors(e, "sentence", [0])
-            if counts["chunks"]:
-                self.store.vectors(e, "chunk", [0])
+            for level, rid in first.items():
+                self.store.vectors(e, level, [rid])
         self._vocab_by_prefix()
         for e in range(self.store.n_encoders):
             self.centroid(e)

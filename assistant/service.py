@@ -104,6 +104,10 @@ class Assistant:
         """rebuild: 'stale' builds when the index is missing or documents changed; 'any' also
         rebuilds a damaged or mismatched index (serve); 'never' only loads.
         background_model: finish loading the SentenceTransformer in the background (serve)."""
+        if self.settings.store == "milvus":
+            from . import milvus_store
+
+            return milvus_store.load(self, rebuild=rebuild, progress=progress, background_model=background_model)
         reason = index_status(self.settings, self.embedder.ids)
         if reason is not None and rebuild != "any" and not _rebuildable(reason):
             raise _error_for(reason)  # say what is wrong before spending seconds on the model
@@ -127,6 +131,10 @@ class Assistant:
 
     def build(self, *, force: bool = False, skip_invalid: bool = False, progress: Progress | None = None) -> dict:
         """Build (when needed or forced) and switch to the new index."""
+        if self.settings.store == "milvus":
+            from . import milvus_store
+
+            return milvus_store.build_into(self, force=force, skip_invalid=skip_invalid, progress=progress)
         self.embedder.load()
         with build_lock(self.settings.index_dir):
             reason = index_status(self.settings, self.embedder.ids)
@@ -155,6 +163,10 @@ class Assistant:
 
     def reload(self) -> dict:
         """Load the current build from disk (after `summit build` in another process)."""
+        if self.settings.store == "milvus":
+            from . import milvus_store
+
+            return milvus_store.reload(self)
         index = load_index(self.settings.index_dir)
         self._install(index)
         return {"build_id": index.build_id}

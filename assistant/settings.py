@@ -81,6 +81,35 @@ class Settings(BaseSettings):
     # Finished answers kept per index build (0 = off); the same questions come back a lot.
     answer_cache_size: int = Field(default=2048, ge=0)
 
+    # Where the index lives (docs/milvus.md). "faiss": a build folder under index_dir, loaded whole
+    # into each process (the default; nothing else to run). "milvus": collections in Milvus.
+    store: Literal["faiss", "milvus"] = "faiss"
+    # A file path ending in .db = milvus-lite (embedded, one process at a time); http(s)://host:19530
+    # = a Milvus server or cluster. Default: <index_dir>/milvus.db.
+    milvus_uri: str | None = None
+    milvus_token: str | None = Field(default=None, repr=False)  # "user:password" or an API key
+    milvus_database: str = ""  # "" = the server's default database
+    # Collection names start with this: <prefix>_g<generation>_<chunks|sentences|documents|vocab|meta>,
+    # the alias <prefix>_current, and <prefix>_control (the build lock).
+    milvus_prefix: str = Field(default="summit", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+    milvus_timeout: float = Field(default=10.0, gt=0, le=600)  # seconds per Milvus call
+    # Replicas check the published build every this many seconds and switch to a new one.
+    milvus_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    # Rows and collections a newer build replaced are kept this long for replicas still reading them.
+    milvus_grace_seconds: float = Field(default=60.0, ge=0)
+    # Seconds a build waits between its last write and publishing it, so that replicas reading
+    # with Milvus' default "Bounded" consistency see every row; None = 0 on milvus-lite, 5 on a server.
+    milvus_publish_delay: float | None = Field(default=None, ge=0, le=600)
+    # Memory bounds per replica (docs/milvus.md states the memory at 1M passages).
+    milvus_vocab_max: int = Field(default=100_000, ge=0)  # corpus words kept for cross-lingual matching
+    milvus_cache_rows: int = Field(default=100_000, ge=1000)  # chunk / sentence records cached per level
+    milvus_vector_cache_rows: int = Field(default=20_000, ge=100)  # stored vectors cached per level
+    # What Milvus' BM25 function analyses: "terms" = our stems of each passage (the same terms and
+    # scores as the FAISS store), "text" = the raw passage text (Milvus' analyzer alone).
+    milvus_bm25_input: Literal["terms", "text"] = "terms"
+    # Dense index: "auto" = FLAT (exact) under hnsw_threshold vectors, HNSW above; or a Milvus type.
+    milvus_index: Literal["auto", "FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "DISKANN"] = "auto"
+
     # API
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64_000, ge=1024)

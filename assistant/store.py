@@ -56,6 +56,10 @@ class Store(Protocol):
     def next_sentence(self, sid: int) -> int | None:
         """The sentence just after ``sid`` in the same document, or None."""
 
+    def ids(self, level: str) -> Iterable[int]:
+        """Every id of ``level`` ("chunk" or "sentence"), for scans (warm-up, evaluation);
+        ids need not be contiguous (a Milvus store after an update is not)."""
+
     # ---- search ----------------------------------------------------------------------------
     def dense(self, encoder: int, level: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (id, cosine) of ``level`` ("chunk" or "sentence") for encoder number ``encoder``."""
