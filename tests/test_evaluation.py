@@ -489,6 +489,9 @@ class StubIndex:
     def chunk_text(self, i: int) -> str:
         return self.passages[i]
 
+    def ids(self, level: str) -> range:
+        return range(len(self.passages))
+
 
 class StubAssistant:
     """Answers from a table; records every call."""
