@@ -25,13 +25,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from scipy import sparse
@@ -316,29 +317,41 @@ def role_types(documents: list[Document], sentences: list[SentenceRecord]) -> di
     "le fonds MGX"). For every annotated name, the few content words just before it, or just
     after a comma that follows it, count towards that word's label (PER, ORG, LOC). A question's
     "which X" is then typed by what X introduces here, whatever the words."""
-    import re as _re
+    by_doc: dict[str, list[SentenceRecord]] = {}
+    for s in sentences:
+        by_doc.setdefault(s.doc_id, []).append(s)
+    return role_table(role_counts(d, by_doc.get(d.doc_id, [])) for d in documents)
 
-    texts = {d.doc_id: d for d in documents}
+
+def role_counts(doc: Document, sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
+    """role_types of one document without its final filter: raw counts, which add up over
+    documents (role_table sums and filters them; the Milvus store keeps them per document)."""
     counts: dict[str, Counter] = {}
     for s in sentences:
-        doc = texts.get(s.doc_id)
-        if doc is None or not s.entities:
-            continue
-        for a, b, label in s.entities:
+        for a, b, label in s.entities or ():
             if label not in ("PER", "ORG", "LOC"):
                 continue
             before = doc.text[max(s.start, a - 60) : a]
-            before = _re.split(r"[,;:.()«»\"]", before)[-1]
+            before = re.split(r"[,;:.()«»\"]", before)[-1]
             words = textmod.content_words(before)[-ROLE_WINDOW:]
             after = doc.text[b : min(s.end, b + 60)]
-            m = _re.match(r"\s*,\s*([^,;:.()]+)", after)
+            m = re.match(r"\s*,\s*([^,;:.()]+)", after)
             if m:
                 words += textmod.content_words(m.group(1))[:ROLE_WINDOW]
             for w in words:
                 if w[:1].isupper() or any(ch.isdigit() for ch in w):
                     continue
                 counts.setdefault(textmod.stem(w, doc.language), Counter())[label] += 1
-    return {t: dict(c) for t, c in counts.items() if sum(c.values()) >= 2}
+    return {t: dict(c) for t, c in counts.items()}
+
+
+def role_table(per_document: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """The corpus table: per-document role counts summed, words seen beside a name at least twice."""
+    total: dict[str, Counter] = {}
+    for roles in per_document:
+        for t, c in roles.items():
+            total.setdefault(t, Counter()).update(c)
+    return {t: dict(c) for t, c in total.items() if sum(c.values()) >= 2}
 
 
 def vocabulary(documents: list[Document]) -> list[tuple[str, str]]:

@@ -69,7 +69,6 @@ from .errors import (
     SummitError,
 )
 from .index import (
-    ROLE_WINDOW,
     ChunkRecord,
     SentenceRecord,
     _document_key,
@@ -77,6 +76,8 @@ from .index import (
     corpus_dirs,
     documents_changed,
     load_corpus,
+    role_counts,
+    role_table,
     settings_fingerprint,
 )
 from .settings import Settings
@@ -1194,36 +1195,6 @@ def prepare(doc: Document, settings: Settings, folder: int = 0, key: str | None 
             words[w] = textmod.stem(w, doc.language)
         forms.setdefault(w, Counter())[surface] += 1
     return _Prepared(doc, folder, key or Path(doc.path).name, chunks, sentences, terms, words, forms)
-
-
-def role_counts(doc: Document, sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
-    """index.role_types of one document without its final filter: raw counts, which add up
-    over documents (the sum, filtered as there, is the corpus table)."""
-    counts: dict[str, Counter] = {}
-    for s in sentences:
-        for a, b, label in s.entities:
-            if label not in ("PER", "ORG", "LOC"):
-                continue
-            before = doc.text[max(s.start, a - 60) : a]
-            before = re.split(r"[,;:.()«»\"]", before)[-1]
-            words = textmod.content_words(before)[-ROLE_WINDOW:]
-            after = doc.text[b : min(s.end, b + 60)]
-            m = re.match(r"\s*,\s*([^,;:.()]+)", after)
-            if m:
-                words += textmod.content_words(m.group(1))[:ROLE_WINDOW]
-            for w in words:
-                if w[:1].isupper() or any(ch.isdigit() for ch in w):
-                    continue
-                counts.setdefault(textmod.stem(w, doc.language), Counter())[label] += 1
-    return {t: dict(c) for t, c in counts.items()}
-
-
-def role_table(per_document: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    total: dict[str, Counter] = {}
-    for roles in per_document:
-        for t, c in roles.items():
-            total.setdefault(t, Counter()).update(c)
-    return {t: dict(c) for t, c in total.items() if sum(c.values()) >= 2}
 
 
 def _doc_meta(p: _Prepared, c0: int, s0: int) -> dict:
