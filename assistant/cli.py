@@ -56,10 +56,11 @@ def progress_bar(enabled: bool = True):
         yield update
 
 
-def load_assistant(settings: Settings, *, rebuild: str = "stale"):
+def load_assistant(settings: Settings, *, rebuild: str = "stale", engines_only: bool = False):
+    """engines_only: never load the SentenceTransformer (Assistant); for one-shot questions."""
     from .service import Assistant
 
-    assistant = Assistant(settings)
+    assistant = Assistant(settings, engines_only=engines_only)
     with progress_bar() as update:
         assistant.load(rebuild=rebuild, progress=update)
     return assistant
@@ -248,8 +249,8 @@ def ask(
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
-    k: int = typer.Option(5, "--k", help="How many cited passages (1-20)."),
-    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or lexical."),
+    k: Optional[int] = typer.Option(None, "--k", help="How many cited passages (1-20) [default: SUMMIT_TOP_K, 5].", show_default=False),
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or lexical [default: SUMMIT_MODE, hybrid].", show_default=False),
     history: list[str] = typer.Option([], "--history", help="A previous question (repeat, oldest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
     store: Optional[str] = StoreOpt,
@@ -259,9 +260,13 @@ def ask(
     def go():
         from .service import validate
 
-        validate(question, history, k, mode)  # fail fast, before loading anything
-        assistant = load_assistant(make_settings(documents, index, model, store=store))
-        answer = assistant.ask(question, history=history, k=k, mode=mode)
+        settings = make_settings(documents, index, model, store=store)
+        k_, mode_ = settings.top_k if k is None else k, mode or settings.mode
+        validate(question, history, k_, mode_)  # fail fast, before loading anything
+        # One question, then exit: the bundled encoders' engines answer it (the very vectors
+        # of the SentenceTransformer), so torch is never imported (~2 s cold instead of ~12 s).
+        assistant = load_assistant(settings, engines_only=True)
+        answer = assistant.ask(question, history=history, k=k_, mode=mode_)
         if as_json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
             return

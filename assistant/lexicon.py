@@ -18,6 +18,8 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+from .tablecache import cached, source_key
+
 log = logging.getLogger("summit.lexicon")
 
 DICT_DIR = Path(os.environ.get("SUMMIT_DICT_DIR", "/usr/share/dictd"))
@@ -70,19 +72,49 @@ def table(pair: str) -> dict[str, tuple[str, ...]]:
             index = DICT_DIR / f"freedict-{pair}.index"
             data = DICT_DIR / f"freedict-{pair}.dict.dz"
             try:
-                _tables[pair] = parse_dictd(index.read_text(encoding="utf-8"), gzip.open(data).read())
+                # parsed once per machine: the cache keeps it between processes (tablecache.py)
+                _tables[pair] = cached(f"freedict-{pair}", source_key([index, data], "parse-1"),
+                                       lambda: parse_dictd(index.read_text(encoding="utf-8"), gzip.open(data).read()))
             except OSError:
                 log.info("no FreeDict %s dictionary in %s (apt-get install dict-freedict-%s)", pair, DICT_DIR, pair)
                 _tables[pair] = {}
         return _tables[pair]
 
 
+_lemmatizer = None
+
+
+def _simplemma():
+    """simplemma's lemmatizer, its dictionaries decoded once per machine (tablecache.py): the
+    French one takes half a second to decode from its LZMA stream, a tenth to read back."""
+    global _lemmatizer
+    with _lock:
+        if _lemmatizer is None:
+            from importlib import metadata
+
+            import simplemma
+            from simplemma.strategies import DefaultStrategy
+            from simplemma.strategies.dictionaries.dictionary_factory import DATA_FOLDER, DefaultDictionaryFactory
+
+            decoder = DefaultDictionaryFactory(cache_max_size=0)
+            version = metadata.version("simplemma")
+
+            class CachedDictionaries(DefaultDictionaryFactory):
+                def _get_dictionary_uncached(self, lang: str) -> dict[str, str]:
+                    source = DATA_FOLDER / f"{lang}.plzma"
+                    if not source.is_file():
+                        return decoder.get_dictionary(lang)  # simplemma's own error for a language it lacks
+                    return cached(f"simplemma-{lang}", source_key([source], version),
+                                  lambda: dict(decoder.get_dictionary(lang).items()))
+
+            _lemmatizer = simplemma.Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=CachedDictionaries()))
+        return _lemmatizer
+
+
 @lru_cache(maxsize=50_000)
 def lemma(word: str, language: str) -> str:
     try:
-        import simplemma
-
-        return simplemma.lemmatize(word, lang=language).lower()
+        return _simplemma().lemmatize(word, lang=language).lower()
     except Exception:  # simplemma missing or a language it does not know
         return word.lower()
 

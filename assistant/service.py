@@ -89,10 +89,13 @@ def _clean_text(text: str) -> str:
 class Assistant:
     """Cheap to construct; ``load()`` loads the model and the index (building it if needed)."""
 
-    def __init__(self, settings: Settings | None = None, embedder=None):
+    def __init__(self, settings: Settings | None = None, embedder=None, *, engines_only: bool = False):
         self.settings = (settings or Settings()).check()
-        # ``embedder``: an EncoderSet, or one embedder (tests); default: the configured encoders
-        self.embedder = EncoderSet.of(embedder) if embedder is not None else EncoderSet.from_settings(self.settings)
+        # ``embedder``: an EncoderSet, or one embedder (tests); default: the configured encoders.
+        # engines_only: the bundled encoders answer through their engines and the
+        # SentenceTransformer is never loaded (same vectors; a cold CLI question in ~2 s, not ~12).
+        self.embedder = EncoderSet.of(embedder) if embedder is not None else EncoderSet.from_settings(
+            self.settings, sentence_transformer=not engines_only)
         self.index: LoadedIndex | None = None
         self.retriever: Retriever | None = None
         self.answerer: Answerer | None = None
