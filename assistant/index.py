@@ -451,6 +451,93 @@ def _document_key(folder_index: int, path: Path) -> str:
     return path.name if folder_index == 0 else f"{folder_index}:{path.name}"
 
 
+@dataclass
+class _Segmented:
+    """The corpus cut into passages and sentences (rows of the index tables)."""
+
+    chunks: list[ChunkRecord] = field(default_factory=list)
+    sentences: list[SentenceRecord] = field(default_factory=list)
+    chunk_terms: list[list[str]] = field(default_factory=list)
+    rows: list[tuple[Document, list[int], list[int]]] = field(default_factory=list)  # (doc, chunk rows, sentence rows)
+
+
+def _segment(settings: Settings, documents: list[Document]) -> _Segmented:
+    """Chunk every document; a sentence shared by overlapping passages is one row."""
+    out = _Segmented()
+    for doc in documents:
+        doc_chunks = chunk_document(doc.doc_id, doc.text, sentences_per_chunk=settings.chunk_sentences,
+                                    overlap=settings.chunk_overlap, max_chars=settings.chunk_max_chars)
+        sent_row: dict[tuple[int, int], int] = {}
+        c_rows, s_rows = [], []
+        for ch in doc_chunks:
+            ids = []
+            for s in ch.sentences:
+                key = (s.start, s.end)
+                if key not in sent_row:
+                    sent_row[key] = len(out.sentences)
+                    s_rows.append(len(out.sentences))
+                    out.sentences.append(SentenceRecord(doc.doc_id, s.start, s.end))
+                out.sentences[sent_row[key]].chunk_ids.append(len(out.chunks))
+                ids.append(sent_row[key])
+            c_rows.append(len(out.chunks))
+            out.chunks.append(ChunkRecord(ch.chunk_id, doc.doc_id, ch.start, ch.end, ids))
+            out.chunk_terms.append(textmod.terms(ch.text, doc.language))
+        out.rows.append((doc, c_rows, s_rows))
+    return out
+
+
+def _reuse_previous(seg: _Segmented, previous: dict, encoders: EncoderSet, chunk_vecs, sent_vecs):
+    """Copy vectors and notes of unchanged documents from the previous build; return what is
+    left to embed ((kind, row, text)), to annotate ((doc, sentence rows)) and the reused count."""
+    n_enc = len(encoders)
+    to_embed: list[tuple[str, int, str]] = []
+    to_annotate: list[tuple[Document, list[int]]] = []
+    reused = 0
+    for doc, c_rows, s_rows in seg.rows:
+        old = previous.get(doc.content_hash)
+        if old is not None and all(len(v) == len(c_rows) for v in old.chunk_vectors) and len(old.notes) == len(s_rows) \
+                and len(old.chunk_vectors) == n_enc:
+            for e in range(n_enc):
+                chunk_vecs[e][c_rows], sent_vecs[e][s_rows] = old.chunk_vectors[e], old.sentence_vectors[e]
+            for r, n in zip(s_rows, old.notes):
+                seg.sentences[r].entities, seg.sentences[r].anaphor = n.entities, n.anaphor
+            reused += 1
+            continue
+        to_embed += [("c", r, doc.text[seg.chunks[r].start : seg.chunks[r].end]) for r in c_rows]
+        to_embed += [("s", r, doc.text[seg.sentences[r].start : seg.sentences[r].end]) for r in s_rows]
+        to_annotate.append((doc, s_rows))
+    return to_embed, to_annotate, reused
+
+
+def _annotate(seg: _Segmented, to_annotate: list[tuple[Document, list[int]]], step: Progress) -> None:
+    for i, (doc, s_rows) in enumerate(to_annotate):
+        notes = annotate(doc.text, doc.language, [(seg.sentences[r].start, seg.sentences[r].end) for r in s_rows])
+        for r, n in zip(s_rows, notes):
+            seg.sentences[r].entities, seg.sentences[r].anaphor = n.entities, n.anaphor
+        step("annotating", i + 1, len(to_annotate))
+
+
+def _embed(encoders: EncoderSet, to_embed, chunk_vecs, sent_vecs, new_words: list[str], written: dict[str, str],
+           word_vecs: dict, step: Progress) -> None:
+    """Every encoder embeds the queued passages and sentences; the primary one the new words."""
+    batch = 64
+    total = len(to_embed) * len(encoders) + len(new_words)
+    done = 0
+    texts = [t for _, _, t in to_embed]
+    for e, enc in enumerate(encoders):
+        for i in range(0, len(texts), batch):
+            vecs = enc.encode(texts[i : i + batch])
+            for (kind, row, _), vec in zip(to_embed[i : i + batch], vecs):
+                (chunk_vecs[e] if kind == "c" else sent_vecs[e])[row] = vec
+            done += len(vecs)
+            step("embedding", done, total)
+    for i in range(0, len(new_words), 256):
+        part = new_words[i : i + 256]
+        word_vecs.update(zip(part, encoders.primary.encode([written[w] for w in part], query=True)))
+        done += len(part)
+        step("embedding", done, total)
+
+
 def build_index(
     settings: Settings,
     embedder,
@@ -461,8 +548,9 @@ def build_index(
 ) -> dict:
     """Build the index from the document folders into settings.index_dir; return a summary.
 
-    ``embedder`` is an ``EncoderSet`` (or one embedder). Any failure leaves the previous build
-    in place.
+    ``embedder`` is an ``EncoderSet`` (or one embedder). The documents are read and checked
+    before any model loads; unchanged documents keep their vectors and notes from the previous
+    build. Any failure leaves the previous build in place.
     """
     settings.check()
     encoders = EncoderSet.of(embedder)
@@ -471,85 +559,21 @@ def build_index(
     documents, skipped = load_corpus(settings, skip_invalid=skip_invalid)
     encoders.load()
     fingerprint = settings_fingerprint(settings, encoders.ids)
-
-    chunks: list[ChunkRecord] = []
-    sentences: list[SentenceRecord] = []
-    chunk_terms: list[list[str]] = []
-    per_doc_rows: list[tuple[Document, list[int], list[int]]] = []
-    for doc in documents:
-        doc_chunks = chunk_document(
-            doc.doc_id,
-            doc.text,
-            sentences_per_chunk=settings.chunk_sentences,
-            overlap=settings.chunk_overlap,
-            max_chars=settings.chunk_max_chars,
-        )
-        sent_row: dict[tuple[int, int], int] = {}
-        c_rows, s_rows = [], []
-        for ch in doc_chunks:
-            ids = []
-            for s in ch.sentences:
-                key = (s.start, s.end)
-                if key not in sent_row:
-                    sent_row[key] = len(sentences)
-                    s_rows.append(len(sentences))
-                    sentences.append(SentenceRecord(doc.doc_id, s.start, s.end))
-                sentences[sent_row[key]].chunk_ids.append(len(chunks))
-                ids.append(sent_row[key])
-            c_rows.append(len(chunks))
-            chunks.append(ChunkRecord(ch.chunk_id, doc.doc_id, ch.start, ch.end, ids))
-            chunk_terms.append(textmod.terms(ch.text, doc.language))
-        per_doc_rows.append((doc, c_rows, s_rows))
+    seg = _segment(settings, documents)
+    chunks, sentences = seg.chunks, seg.sentences
 
     previous, old_words = _previous_build(settings, fingerprint) if reuse else ({}, {})
-    n_enc = len(encoders)
     chunk_vecs = [np.zeros((len(chunks), e.dimension), dtype=np.float32) for e in encoders]
     sent_vecs = [np.zeros((len(sentences), e.dimension), dtype=np.float32) for e in encoders]
-    to_embed: list[tuple[str, int, str]] = []  # (kind, row, text)
-    to_annotate: list[tuple[Document, list[int]]] = []
-    reused_docs = 0
-    for doc, c_rows, s_rows in per_doc_rows:
-        old = previous.get(doc.content_hash)
-        if old is not None and all(len(v) == len(c_rows) for v in old.chunk_vectors) and len(old.notes) == len(s_rows) \
-                and len(old.chunk_vectors) == n_enc:
-            for e in range(n_enc):
-                chunk_vecs[e][c_rows], sent_vecs[e][s_rows] = old.chunk_vectors[e], old.sentence_vectors[e]
-            for r, n in zip(s_rows, old.notes):
-                sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
-            reused_docs += 1
-            continue
-        to_embed += [("c", r, doc.text[chunks[r].start : chunks[r].end]) for r in c_rows]
-        to_embed += [("s", r, doc.text[sentences[r].start : sentences[r].end]) for r in s_rows]
-        to_annotate.append((doc, s_rows))
-
+    to_embed, to_annotate, reused_docs = _reuse_previous(seg, previous, encoders, chunk_vecs, sent_vecs)
     if settings.annotate:
-        for i, (doc, s_rows) in enumerate(to_annotate):
-            notes = annotate(doc.text, doc.language, [(sentences[r].start, sentences[r].end) for r in s_rows])
-            for r, n in zip(s_rows, notes):
-                sentences[r].entities, sentences[r].anaphor = n.entities, n.anaphor
-            step("annotating", i + 1, len(to_annotate))
+        _annotate(seg, to_annotate, step)
 
     vocab_forms = vocabulary_forms(documents)
     vocab_pairs = [(w, t) for w, t, _ in vocab_forms]
-    written = {w: form for w, _, form in vocab_forms}
     new_words = [w for w, _ in vocab_pairs if w not in old_words]
-    batch = 64
-    total = len(to_embed) * n_enc + len(new_words)
-    done = 0
-    texts = [t for _, _, t in to_embed]
-    for e, enc in enumerate(encoders):
-        for i in range(0, len(texts), batch):
-            vecs = enc.encode(texts[i : i + batch])
-            for (kind, row, _), vec in zip(to_embed[i : i + batch], vecs):
-                (chunk_vecs[e] if kind == "c" else sent_vecs[e])[row] = vec
-            done += len(vecs)
-            step("embedding", done, total)
     word_vecs = dict(old_words)
-    for i in range(0, len(new_words), 256):
-        part = new_words[i : i + 256]
-        word_vecs.update(zip(part, encoders.primary.encode([written[w] for w in part], query=True)))
-        done += len(part)
-        step("embedding", done, total)
+    _embed(encoders, to_embed, chunk_vecs, sent_vecs, new_words, {w: form for w, _, form in vocab_forms}, word_vecs, step)
     dim0 = encoders.primary.dimension
     vocab_vectors = np.stack([word_vecs[w] for w, _ in vocab_pairs]) if vocab_pairs else np.zeros((0, dim0), np.float32)
 
@@ -557,7 +581,7 @@ def build_index(
     kind = choose_index_type(settings, len(chunks))
     chunk_indexes = [make_faiss_index(v, kind) for v in chunk_vecs]
     sentence_indexes = [make_faiss_index(v, choose_index_type(settings, len(sentences))) for v in sent_vecs]
-    bm25, term_ids, idf = build_lexical(chunk_terms)
+    bm25, term_ids, idf = build_lexical(seg.chunk_terms)
     vocab_term_ids = [term_ids.get(t, -1) for _, t in vocab_pairs]
     keep = [i for i, t in enumerate(vocab_term_ids) if t >= 0]
 
@@ -571,11 +595,6 @@ def build_index(
         "roles": role_types(documents, sentences),
         "terms": list(term_ids),  # dict order is term id order
     }
-    keys = {}
-    for fi, folder in enumerate(corpus_dirs(settings)):
-        for d in documents:
-            if Path(d.path).parent == folder:
-                keys[d.doc_id] = _document_key(fi, Path(d.path))
     manifest = {
         **fingerprint,
         "build_id": build_id,
@@ -584,19 +603,10 @@ def build_index(
         "dimensions": [e.dimension for e in encoders],
         "index_type": kind,
         "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
-        "documents": {d.doc_id: {"path": keys.get(d.doc_id, Path(d.path).name), "sha256": d.content_hash} for d in documents},
+        "documents": _manifest_documents(settings, documents),
     }
-    _write_build(
-        settings.index_dir,
-        manifest,
-        table,
-        chunk_indexes,
-        sentence_indexes,
-        bm25,
-        idf,
-        np.array([vocab_term_ids[i] for i in keep], dtype=np.int64),
-        vocab_vectors[keep].astype(np.float16),
-    )
+    _write_build(settings.index_dir, manifest, table, chunk_indexes, sentence_indexes, bm25, idf,
+                 np.array([vocab_term_ids[i] for i in keep], dtype=np.int64), vocab_vectors[keep].astype(np.float16))
     return {
         "build_id": build_id,
         "documents": len(documents),
@@ -604,10 +614,20 @@ def build_index(
         "sentences": len(sentences),
         "index_type": kind,
         "reused_documents": reused_docs,
-        "embedded_texts": len(to_embed) * n_enc + len(new_words),
+        "embedded_texts": len(to_embed) * len(encoders) + len(new_words),
         "skipped": [str(e) for e in skipped],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _manifest_documents(settings: Settings, documents: list[Document]) -> dict[str, dict]:
+    """doc_id -> where it lives (folder number and file name) and its content hash."""
+    keys = {}
+    for fi, folder in enumerate(corpus_dirs(settings)):
+        for d in documents:
+            if Path(d.path).parent == folder:
+                keys[d.doc_id] = _document_key(fi, Path(d.path))
+    return {d.doc_id: {"path": keys.get(d.doc_id, Path(d.path).name), "sha256": d.content_hash} for d in documents}
 
 
 def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, sentence_indexes, bm25, idf, vocab_terms, vocab_vectors):

@@ -138,7 +138,8 @@ class Assistant:
             from . import milvus_store
 
             return milvus_store.build_into(self, force=force, skip_invalid=skip_invalid, progress=progress)
-        self.embedder.load()
+        # No model load here: build_index reads and checks the documents first (a bad file is
+        # reported at once), and the encoders load when there is something to embed.
         with build_lock(self.settings.index_dir):
             reason = index_status(self.settings, self.embedder.ids)
             if reason is None and not force:

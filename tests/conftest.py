@@ -208,3 +208,32 @@ def browser() -> Iterator[object]:
 
 
 # ================================================================================================
+
+
+# ================================================================================================
+# The fast unit suite (`make test-unit`: every test not marked integration or browser) loads no
+# real model: unit tests use tests/fakes.py and invented sentences. When the run leaves the
+# integration tests out, the loaders of the bundled encoders and of spaCy refuse to run, so a
+# unit test (or a fixture it uses) that reaches a real model fails and says so.
+# ================================================================================================
+
+
+def _unit_only(config: pytest.Config) -> bool:
+    expr = (config.getoption("markexpr", "") or "").replace("(", " ").replace(")", " ").split()
+    return "integration" in expr and expr[expr.index("integration") - 1 : expr.index("integration")] == ["not"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _unit_only(config):
+        return
+    from assistant import annotate, embedding
+
+    def refuse(what: str):
+        def loader(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"a unit test loaded {what}; use tests/fakes.py, or mark the test integration")
+
+        return loader
+
+    embedding.Embedder._load_engine = refuse("a bundled encoder")  # type: ignore[method-assign]
+    embedding.Embedder._load_sentence_transformer = refuse("a SentenceTransformer")  # type: ignore[method-assign]
+    annotate.pipeline = refuse("a spaCy pipeline")  # type: ignore[assignment]

@@ -1,5 +1,9 @@
 """The API docs page works offline: Swagger UI comes from an installed package, not a CDN."""
 
+import pytest
+
+pytestmark = pytest.mark.integration  # the `client` fixture serves the real assistant
+
 
 def test_docs_page_uses_local_assets(client):
     page = client.get("/docs")

@@ -332,7 +332,12 @@ def test_encrypted_pdf_is_refused():
 
 
 @pytest.fixture
-def corpus(tmp_path: Path) -> tuple[Assistant, FakeEmbedder]:
+def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Assistant, FakeEmbedder]:
+    from assistant import index as faiss_index
+
+    from .milvus_fakes import fake_annotate
+
+    monkeypatch.setattr(faiss_index, "annotate", fake_annotate)  # invented entities, no spaCy model
     write_corpus(tmp_path / "docs")
     embedder = FakeEmbedder()
     assistant = Assistant(Settings(documents_dir=tmp_path / "docs", index_dir=tmp_path / "index", min_confidence=0.0), embedder=embedder)
