@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup dictionaries serve test eval fit bench build clean
+.PHONY: setup dictionaries serve test test-unit eval fit bench build clean
 
 $(BIN)/summit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ serve: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The fast unit suite: fakes and invented sentences only (tests/conftest.py refuses real models).
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not integration and not browser and not slow"
 
 eval: setup
 	$(BIN)/summit eval --mode all
