@@ -12,6 +12,8 @@ import pytest
 
 from .fakes import write_corpus
 
+pytestmark = pytest.mark.slow  # every test runs the `summit` command in a process
+
 REPO = Path(__file__).resolve().parents[1]
 
 

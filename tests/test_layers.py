@@ -29,6 +29,7 @@ def _loaded_after(code: str) -> set[str]:
     return set(json.loads(run.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_library_and_its_cli_loads_no_upper_layer():
     loaded = _loaded_after("import assistant.service, assistant.cli, assistant.evaluation, assistant.ingest")
     assert loaded.isdisjoint(UPPER), sorted(loaded & set(UPPER))

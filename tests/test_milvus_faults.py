@@ -24,6 +24,8 @@ from assistant.service import Assistant  # noqa: E402
 
 from .milvus_fakes import LiteServer, encoders, fake_annotate, free_port, settings, wait_for, write_articles  # noqa: E402
 
+pytestmark = pytest.mark.slow  # milvus-lite servers and CLI processes
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -121,6 +121,7 @@ def test_top_words_caps_by_frequency_then_sorts():
 # ---- one build: the two stores agree -----------------------------------------------------------
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_store_holds_what_the_faiss_store_holds(env):
     tmp, docs, s, conn = env
     faiss, store, summary = build_both(s, conn)
@@ -167,6 +168,7 @@ def test_store_holds_what_the_faiss_store_holds(env):
         np.testing.assert_allclose(store.centroid(e), Retriever(faiss, encoders()).centroid(e), atol=1e-5)
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_dense_and_lexical_search_agree(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -193,6 +195,7 @@ def test_dense_and_lexical_search_agree(env):
     assert store.lexical({}, 5) == [] and store.lexical({"absentterm": 1.0}, 5) == []
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_retriever_and_answerer_run_on_the_store(env):
     from assistant.answering import Answerer
     from assistant.retrieval import Retriever
@@ -217,6 +220,7 @@ def test_retriever_and_answerer_run_on_the_store(env):
 # ---- updates by content hash -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_update_writes_only_changed_documents(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -266,6 +270,7 @@ def test_update_writes_only_changed_documents(env):
     assert again["built"] is False
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_purge_after_grace_and_rollback_of_a_failed_update(env, monkeypatch):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -305,6 +310,7 @@ def test_purge_after_grace_and_rollback_of_a_failed_update(env, monkeypatch):
 # ---- full rebuilds behind the alias --------------------------------------------------------------
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_force_writes_a_new_generation_and_switches_the_alias(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -327,6 +333,7 @@ def test_force_writes_a_new_generation_and_switches_the_alias(env):
         first.lexical({"fondat": 1.0}, 3)
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_failed_full_build_keeps_the_published_one(env, monkeypatch):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -349,6 +356,7 @@ def test_failed_full_build_keeps_the_published_one(env, monkeypatch):
     assert ms.open_store(conn, s, enc.ids).document("sommet") is not None
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_settings_change_is_detected_and_rebuilds_in_full(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -366,6 +374,7 @@ def test_settings_change_is_detected_and_rebuilds_in_full(env):
     assert ms.status(conn, s, enc.ids) is not None
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_missing_index_and_unreachable_milvus(tmp_path):
     docs = write_articles(tmp_path / "docs")
     s = settings(tmp_path, docs)
@@ -383,6 +392,7 @@ def test_missing_index_and_unreachable_milvus(tmp_path):
     assert "unreachable" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_a_second_build_is_refused(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -394,6 +404,7 @@ def test_a_second_build_is_refused(env):
     assert ms.build(conn, s, enc, force=True)["built"]  # released
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_a_stale_lock_is_taken_over(env, monkeypatch):
     tmp, docs, s, conn = env
     lock = ms.BuildLock(conn, s.milvus_prefix)
@@ -404,6 +415,7 @@ def test_a_stale_lock_is_taken_over(env, monkeypatch):
         assert second._read()["owner"] == second.owner
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_milvus_lite_file_in_use_is_a_clear_error(env, tmp_path):
     import subprocess
     import sys
@@ -428,6 +440,7 @@ def test_milvus_lite_file_in_use_is_a_clear_error(env, tmp_path):
 # ---- memory bounds -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_vocabulary_in_memory_is_capped(env):
     tmp, docs, s, conn = env
     enc = encoders()
@@ -441,6 +454,7 @@ def test_vocabulary_in_memory_is_capped(env):
     assert mem["vocab_vectors_bytes"] == 10 * 96 * 4 and mem["idf_table_bytes"] == 12 * mem["idf_terms"]
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_record_cache_is_bounded(env):
     tmp, docs, s, conn = env
     enc = encoders()

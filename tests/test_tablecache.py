@@ -89,6 +89,7 @@ def test_cached_lemmas_are_simplemma_lemmas(cache, monkeypatch):
     assert (cache / "simplemma-fr.table").is_file()
 
 
+@pytest.mark.integration  # the real USE model's tokenizer
 def test_the_restored_use_tokenizer_splits_like_a_fresh_one(cache):
     """The tokenizer tables (not the model weights) of the USE package, restored from the cache."""
     from pathlib import Path
