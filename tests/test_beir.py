@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant import beir
+from benchmarks import beir
 from assistant.documents import load_documents
 from assistant.errors import InvalidInputError
 from assistant.evaluation import load_questions, norm, is_relevant

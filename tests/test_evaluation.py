@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant import evaluation as ev
-from assistant import reporting
+from benchmarks import reporting
 from assistant.errors import InvalidInputError
 
 # ---- normalisation and relevance ------------------------------------------------------------
