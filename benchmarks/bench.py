@@ -535,7 +535,7 @@ class BenchConfig:
     flat_curve_sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000, 30_000, 50_000, 100_000)
     seed: int = 0
     sections: tuple[str, ...] = ("inprocess", "http", "startup", "build", "scale")
-    store: str = "faiss"  # "milvus": the milvus and milvus_scale sections (assistant/milvus_bench.py)
+    store: str = "faiss"  # "milvus": the milvus and milvus_scale sections (benchmarks/milvus_bench.py)
     extra: dict = field(default_factory=dict)
 
     @classmethod
