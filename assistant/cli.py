@@ -372,8 +372,13 @@ def eval(  # noqa: A001 - the command is `summit eval`
         from .errors import InvalidInputError
 
         modes = ev.parse_modes(mode)
-        if plot is not None:
-            reporting.require_matplotlib()  # before the model and the questions, not after
+        if plot is not None:  # before the model and the questions, not after
+            from rich.markup import escape
+
+            try:
+                reporting.require_matplotlib()
+            except SummitError as exc:  # run() prints with rich markup, which would eat "[eval]"
+                raise SummitError(escape(str(exc))) from None
         if not 1 <= k <= 20:
             raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
         sets: dict[str, list] = {}
