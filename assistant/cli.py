@@ -371,11 +371,19 @@ def eval(  # noqa: A001 - the command is `summit eval`
     def go():
         import datetime
 
+        from benchmarks import reporting
+
         from . import evaluation as ev
-        from . import reporting
         from .errors import InvalidInputError
 
         modes = ev.parse_modes(mode)
+        if plot is not None:  # before the model and the questions, not after
+            from rich.markup import escape
+
+            try:
+                reporting.require_matplotlib()
+            except SummitError as exc:  # run() prints with rich markup, which would eat "[eval]"
+                raise SummitError(escape(str(exc))) from None
         if not 1 <= k <= 20:
             raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
         sets: dict[str, list] = {}
@@ -393,7 +401,7 @@ def eval(  # noqa: A001 - the command is `summit eval`
             index_dir = index if index is not None else EVAL_INDEX
         beir_data = None
         if beir is not None:
-            from .beir import load_beir
+            from benchmarks.beir import load_beir
 
             beir_data = load_beir(beir)
         settings = _eval_settings(documents, index_dir, model, use_corpus)
@@ -421,7 +429,7 @@ def eval(  # noqa: A001 - the command is `summit eval`
             else:
                 result["splits"] = reports
         if beir_data is not None:
-            from .beir import evaluate_beir
+            from benchmarks.beir import evaluate_beir
 
             meta["BEIR"] = str(beir)
             with progress_bar() as update:
@@ -520,16 +528,19 @@ def export_beir(
     outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, queries.jsonl and qrels/test.tsv into."),
     questions: Path = typer.Option(Path("eval/corpus/questions/seed-gold.jsonl"), "--questions", help="Gold question file (JSONL)."),
     documents: Optional[Path] = DocumentsOpt,
+    index: Optional[Path] = typer.Option(None, "--index", envvar="SUMMIT_INDEX_DIR", help="Index folder, accepted as by every command; "
+                                         "not read: the chunks are made from the articles exactly as a build makes them."),
 ):
     """Write our chunks and gold questions as a BEIR dataset (no model needed)."""
 
     def go():
-        from .beir import export_beir as write_export
+        from benchmarks.beir import export_beir as write_export
+
         from .evaluation import load_questions
 
         qs = load_questions(questions)
         try:
-            summary = write_export(make_settings(documents, None), qs, outdir)
+            summary = write_export(make_settings(documents, index), qs, outdir)
         except OSError as exc:
             raise SummitError(f"cannot write {outdir}: {exc.strerror or exc}") from None
         skipped = summary["skipped"]
@@ -567,7 +578,7 @@ def bench(
     def go():
         import time as _time
 
-        from . import bench as benchmod
+        from benchmarks import bench as benchmod
 
         if store not in (None, "faiss", "milvus"):
             from .errors import InvalidInputError

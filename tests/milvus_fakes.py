@@ -145,53 +145,9 @@ def settings(tmp: Path, docs: Path, **overrides) -> Settings:
 
 # ---- a milvus-lite server in its own process (what several replicas share) ----------------------
 
-import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiteServer:
-    """``python -m milvus_lite server`` on a data folder and a fixed port, stoppable and
-    restartable (the same port and data: "Milvus comes back")."""
-
-    def __init__(self, data_dir: Path, port: int | None = None):
-        self.data_dir = Path(data_dir)
-        self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> "LiteServer":
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"milvus-lite server exited with {self.proc.returncode}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError("milvus-lite server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.proc = None
+from benchmarks.servers import LiteServer, free_port  # noqa: E402,F401  (the harnesses' own; tests import them from here)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant import beir
+from benchmarks import beir
 from assistant.documents import load_documents
 from assistant.errors import InvalidInputError
 from assistant.evaluation import load_questions, norm, is_relevant
@@ -184,6 +184,20 @@ def test_export_beir_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "passages" in result.output
     assert beir.load_beir(tmp_path / "out").judged_queries()
+
+
+def test_export_beir_command_takes_index_like_the_others(tmp_path, monkeypatch):
+    from assistant.cli import app
+
+    args = ["export-beir", str(tmp_path / "out"), "--questions", str(ROOT / "eval" / "corpus" / "questions" / "seed-dev.jsonl"),
+            "--documents", str(ROOT / "documents")]
+    result = CliRunner().invoke(app, [*args, "--index", str(tmp_path / "index")])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("SUMMIT_INDEX_DIR", str(tmp_path / "index-from-env"))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "index").exists() and not (tmp_path / "index-from-env").exists()  # not read, not made
+    assert "--index" in CliRunner().invoke(app, ["export-beir", "--help"]).output
 
 
 def test_export_beir_command_missing_questions(tmp_path):

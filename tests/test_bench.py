@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant import bench
+from benchmarks import bench
 from assistant.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant import evaluation as ev
-from assistant import reporting
 from assistant.errors import InvalidInputError
+from benchmarks import reporting
 
 # ---- normalisation and relevance ------------------------------------------------------------
 
@@ -640,6 +640,39 @@ def test_eval_command_end_to_end_with_a_stub_assistant(tmp_path, monkeypatch):
     assert "| metric | hybrid | dense | lexical |" in (out / "r.md").read_text(encoding="utf-8")
     assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "hit@1" in result.output and "misses" in result.output
+
+
+def _without_matplotlib(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+
+
+def test_plot_without_matplotlib_is_a_summit_error_naming_the_extra(tmp_path, monkeypatch):
+    from assistant.errors import SummitError
+
+    _without_matplotlib(monkeypatch)
+    with pytest.raises(SummitError, match=r"pip install 'summit-assistant\[eval\]'"):
+        reporting.require_matplotlib()
+    with pytest.raises(SummitError, match=r"summit-assistant\[eval\]"):
+        reporting.plot_report(sample_report(), tmp_path / "modes.png")
+
+
+def test_eval_plot_without_matplotlib_fails_in_one_line_before_loading(tmp_path, monkeypatch):
+    from assistant import cli
+
+    def never(*a, **kw):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(cli, "load_assistant", never)
+    _without_matplotlib(monkeypatch)
+    path = write_lines(tmp_path / "q.jsonl", [GOOD])
+    result = runner.invoke(cli.app, ["eval", str(path), "--plot", str(tmp_path / "r.png"), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1, result.output
+    assert "pip install 'summit-assistant[eval]'" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r.png").exists()
 
 
 def test_reports_show_evidence_alternatives():

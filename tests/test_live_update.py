@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from benchmarks.servers import Server as ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "live-update-token"
@@ -87,12 +87,6 @@ class Server:
         return httpx.get(f"{self.url}/api/health", timeout=60).json()["build_id"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def summit_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
     env.update({"SUMMIT_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "COLUMNS": "1000"})
@@ -106,34 +100,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("live-update")
     documents, index, log = root / "documents", root / "index", root / "server.log"
     shutil.copytree(REPO / "documents", documents)
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--documents", str(documents), "--index", str(index)],
-            cwd=REPO, env=summit_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
+    process = ServeProcess(documents, index, env=summit_env(), log_path=log, cwd=REPO, stop_timeout=30).start()
     try:
-        deadline = time.monotonic() + 600  # a readiness wait (model load + first build), not a speed check
-        while True:
-            assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.25)
-        yield Server(url, documents, index, proc, log)
+        process.wait_ready(600, interval=0.25)  # a readiness wait (model load + first build), not a speed check
+        assert process.proc is not None
+        yield Server(process.url, documents, index, process.proc, log)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        process.stop()  # SIGINT: uvicorn's graceful shutdown
+        process.close()
     text = log.read_text(errors="replace")
     assert "Traceback" not in text and "internal error" not in text, text[-3000:]
 

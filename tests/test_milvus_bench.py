@@ -9,9 +9,9 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from assistant import bench  # noqa: E402
+from benchmarks import bench  # noqa: E402
 from assistant import index as faiss_index  # noqa: E402
-from assistant import milvus_bench as mb  # noqa: E402
+from benchmarks import milvus_bench as mb  # noqa: E402
 from assistant import milvus_store as ms  # noqa: E402
 from assistant.errors import InvalidInputError  # noqa: E402
 from assistant.service import Assistant  # noqa: E402

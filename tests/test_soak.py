@@ -1,6 +1,6 @@
 """The soak script runs end to end (issue #6): a short run in CI, checking only that it completes,
 prints valid JSON, and saw no 5xx and no failed request. The real run (60 s, 32 clients) and its
-memory figures are a manual step: ``python -m assistant.soak --seconds 60 --clients 32``."""
+memory figures are a manual step: ``python -m benchmarks.soak --seconds 60 --clients 32``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.soak import percentile, rss_summary
+from benchmarks.soak import percentile, rss_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_short_soak_completes_without_5xx(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     run = subprocess.run(
-        [sys.executable, "-m", "assistant.soak", "--seconds", "5", "--clients", "4", "--warmup", "0",
+        [sys.executable, "-m", "benchmarks.soak", "--seconds", "5", "--clients", "4", "--warmup", "0",
          "--max-rss-growth-pct", "1000000", "--index", str(tmp_path / "index"), "--json-out", str(out), "--quiet"],
         cwd=REPO, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
     )

@@ -1,6 +1,6 @@
 """Soak test: the real server under a long mixed load, watching for 5xx and memory growth.
 
-    python -m assistant.soak --seconds 60 --clients 32
+    python -m benchmarks.soak --seconds 60 --clients 32
 
 Starts ``python -m assistant serve`` on a free 127.0.0.1 port (on a temporary copy of ./index
 when there is one, so ./index is never touched) and runs ``--clients`` concurrent HTTP clients
@@ -31,18 +31,19 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from assistant import stats
+from benchmarks.servers import Server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,12 +151,6 @@ def make_request(kind: str, rng: random.Random) -> dict[str, Any]:
 # ---- the server --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_kib(pid: int) -> int | None:
     """VmRSS of a process in KiB (None once it is gone)."""
     try:
@@ -165,58 +160,6 @@ def rss_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-class Server:
-    """``python -m assistant serve`` as a child process, output to a log file."""
-
-    def __init__(self, documents: Path, index: Path, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("SUMMIT_RATE_LIMIT_PER_MINUTE", "SUMMIT_MAX_BODY_BYTES")}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.cmd = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--documents", str(documents), "--index", str(index)]
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float) -> float:
-        import httpx
-
-        t0 = time.monotonic()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=5).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.TransportError:
-                pass
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"the server was not ready after {timeout:.0f} s: {self.log_tail()}")
-            time.sleep(0.2)
-
-    def log_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        return self.proc.returncode
 
 
 def wait_rss_settled(pid: int, *, stable_s: float = 3.0, tolerance: float = 0.01, timeout: float = 120.0,
@@ -344,11 +287,8 @@ def _causes(exc: BaseException) -> str:
 # ---- the summary -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+# The nearest order statistic (assistant.stats), 0.0 for no requests: the soak's figures as before.
+percentile = partial(stats.percentile, method="nearest", empty=0.0)
 
 
 def rss_summary(samples: list[tuple[float, float]], seconds: float, window: float = 10.0) -> dict[str, Any]:
@@ -426,7 +366,7 @@ def prepare_index(index: Path | None, workdir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assistant.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="Seconds of measured load, after the warm-up [60].")
     parser.add_argument("--clients", type=int, default=32, help="Concurrent clients [32].")
     parser.add_argument("--warmup", type=float, default=5.0,
@@ -444,11 +384,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="summit-soak-") as tmp:
         workdir = Path(tmp)
-        server = Server(args.documents.resolve(), prepare_index(args.index, workdir).resolve(), workdir)
+        # the server's own rate limit and body cap, whatever this environment says
+        env = {k: v for k, v in os.environ.items() if k not in ("SUMMIT_RATE_LIMIT_PER_MINUTE", "SUMMIT_MAX_BODY_BYTES")}
+        server = Server(args.documents.resolve(), prepare_index(args.index, workdir).resolve(), env=env,
+                        log_path=workdir / "server.log", cwd=REPO, stop_timeout=30)
         try:
             if not args.quiet:
                 print(f"soak: starting the server on {server.url}", file=sys.stderr, flush=True)
-            startup = server.start(args.startup_timeout)
+            startup = server.start().wait_ready(args.startup_timeout, interval=0.2)
             assert server.proc is not None
             settle_s, idle_mb = wait_rss_settled(server.proc.pid)
             if not args.quiet:
@@ -468,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         finally:
             exit_code = server.stop()
-        summary = summarize(tally, sampler.samples, args, startup, load_s, server.log_tail(10**7), exit_code, settle_s, idle_mb)
+            server.close()
+        summary = summarize(tally, sampler.samples, args, startup, load_s, server.log_text(), exit_code, settle_s, idle_mb)
     text = json.dumps(summary, ensure_ascii=False, indent=2)
     print(text)
     if args.json_out is not None:

@@ -21,12 +21,12 @@ from typing import Callable
 
 import yaml
 
-from . import text as textmod
-from .chunking import chunk_document
-from .documents import load_documents
-from .errors import InvalidInputError
-from .evaluation import RANK_DEPTH, Question, mean_metrics, norm, ranking_metrics
-from .settings import Settings
+from assistant import text as textmod
+from assistant.chunking import chunk_document
+from assistant.documents import load_documents
+from assistant.errors import InvalidInputError
+from assistant.evaluation import RANK_DEPTH, Question, mean_metrics, norm, ranking_metrics
+from assistant.settings import Settings
 
 BEIR_METRICS = (f"ndcg@{RANK_DEPTH}", f"recall@{RANK_DEPTH}", f"mrr@{RANK_DEPTH}")
 MAX_QUERY_CHARS = 1000  # service.MAX_QUESTION_CHARS; longer queries are cut, not refused
@@ -180,7 +180,7 @@ def evaluate_beir(folder: Path, settings: Settings, modes: list[str], *, data: B
     The corpus is indexed without boilerplate removal: it is not web pages. ``embedder`` lets a
     caller share an already loaded model; ``data`` one already read with ``load_beir``.
     """
-    from .service import Assistant
+    from assistant.service import Assistant
 
     data = data or load_beir(folder, split)
     with tempfile.TemporaryDirectory(prefix="summit-beir-") as tmp:
@@ -217,7 +217,7 @@ def export_beir(settings: Settings, questions: list[Question], outdir: Path, spl
     evidence (no relevant chunk by definition), follow-ups (BEIR queries are single-turn), and
     questions whose evidence no chunk holds whole (it spans two chunks).
     """
-    from .index import load_corpus
+    from assistant.index import load_corpus
 
     documents, _ = load_corpus(settings)
     corpus = []

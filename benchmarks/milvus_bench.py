@@ -19,12 +19,8 @@ sizes).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +28,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bench import latency_summary, rate, recall_at_k, rss_mb, synthetic_passages, synthetic_vectors, text_units
+from benchmarks.bench import latency_summary, rate, recall_at_k, synthetic_passages, synthetic_vectors, text_units
+from benchmarks.servers import LiteServer
 
 Log = Callable[[str], None]
 
@@ -52,50 +49,6 @@ CLUSTER_NOTES = [
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiteServer:
-    """A milvus-lite server in its own process, so its memory can be read apart from ours."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = Path(data_dir)
-        self.port = _free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "LiteServer":
-        self.proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
-                                      "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            if self.proc.poll() is not None:
-                raise RuntimeError("milvus-lite server exited")
-            time.sleep(0.1)
-        raise RuntimeError("milvus-lite server did not start")
-
-    def memory(self) -> dict[str, float]:
-        return rss_mb(self.proc.pid) if self.proc else {}
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def _dir_bytes(path: Path) -> int:
@@ -146,7 +99,7 @@ def replica_memory_estimate(passages: int, *, vocab_max: int = 100_000, dim: int
 
 
 def _primitive_latency(store, encoders, questions: list[dict], repeats: int) -> dict[str, Any]:
-    from .retrieval import Retriever
+    from assistant.retrieval import Retriever
 
     retriever = Retriever(store, encoders)
     queries = [retriever.analyze(q["question"]) for q in questions]
@@ -169,9 +122,9 @@ def _primitive_latency(store, encoders, questions: list[dict], repeats: int) -> 
 
 
 def bench_compare(settings, faiss_assistant, questions: list[dict], repeats: int, log: Log) -> dict[str, Any]:
-    from . import milvus_store as ms
-    from .bench import bench_inprocess
-    from .service import Assistant
+    from assistant import milvus_store as ms
+    from benchmarks.bench import bench_inprocess
+    from assistant.service import Assistant
 
     kind, uri = ms.resolve_uri(settings)
     tmp = Path(tempfile.mkdtemp(prefix="summit-bench-milvus-"))
@@ -228,7 +181,7 @@ def bench_compare(settings, faiss_assistant, questions: list[dict], repeats: int
 def _collection(client, name: str, dim: int, index_type: str) -> None:
     from pymilvus import DataType, Function, FunctionType
 
-    from .milvus_store import ANALYZER, BM25_PARAMS
+    from assistant.milvus_store import ANALYZER, BM25_PARAMS
 
     schema = client.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
@@ -247,7 +200,7 @@ def _scale_one(n: int, pool: np.ndarray, units: list[str], queries: np.ndarray, 
                quick: bool, log: Log) -> dict[str, Any]:
     from pymilvus import MilvusClient
 
-    from .milvus_store import search_params
+    from assistant.milvus_store import search_params
 
     rng = random.Random(seed + n)
     vectors = synthetic_vectors(pool, n, seed=seed + n)
@@ -315,7 +268,7 @@ def _scale_one(n: int, pool: np.ndarray, units: list[str], queries: np.ndarray, 
 
 
 def bench_scale(cfg, sentences: Sequence[str], questions: list[dict], encoder, model: str, log: Log) -> dict[str, Any]:
-    from .bench import embed_pool
+    from benchmarks.bench import embed_pool
 
     rng = random.Random(cfg.seed)
     units = text_units(sentences)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .evaluation import counts, misses
+from assistant.errors import SummitError
+from assistant.evaluation import counts, misses
 
 # (label, path in a mode summary); the order of the tables and the report.
 METRICS: list[tuple[str, str]] = [
@@ -229,13 +230,32 @@ def markdown_report(report: dict, *, title: str = "Summit Assistant evaluation",
 # ---- chart ---------------------------------------------------------------------------------------
 
 
+PLOT_NEEDS = "--plot needs matplotlib, an optional dependency: pip install 'summit-assistant[eval]'"
+
+
+def require_matplotlib() -> None:
+    """Fail early (a one-line SummitError naming the fix) when matplotlib is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except ValueError:  # sys.modules["matplotlib"] is None
+        found = False
+    if not found:
+        raise SummitError(PLOT_NEEDS)
+
+
 def plot_report(report: dict, path: Path) -> Path:
-    """A PNG bar chart comparing modes: the [0, 1] metrics of the question set and/or BEIR."""
+    """A PNG bar chart comparing modes: the [0, 1] metrics of the question set and/or BEIR.
+    matplotlib (the ``eval`` extra) is imported here and only here."""
     import logging
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # font cache chatter
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SummitError(PLOT_NEEDS) from None
 
     panels = []
     if "modes" in report:

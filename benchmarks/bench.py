@@ -28,8 +28,6 @@ import platform
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from assistant.stats import percentile
+from benchmarks import servers
+from benchmarks.servers import rss_mb
 
 SCHEMA = "summit-bench/1"
 SECTIONS = ("machine", "config", "inprocess", "http", "startup", "build", "scale", "targets")
@@ -66,20 +68,6 @@ Log = Callable[[str], None]
 # ================================================================================================
 # Pure helpers
 # ================================================================================================
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between order statistics, as
-    numpy's default; NaN for no values."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    xs = sorted(float(v) for v in values)
-    if not xs:
-        return math.nan
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def latency_summary(ms: Iterable[float], digits: int = 3) -> dict[str, float | int]:
@@ -288,7 +276,7 @@ def check_targets(result: dict) -> dict[str, dict]:
 
 def parse_sections(text: str) -> tuple[str, ...]:
     """``all`` or a comma list of section names, in run order."""
-    from .errors import InvalidInputError
+    from assistant.errors import InvalidInputError
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     runnable = ("inprocess", "http", "startup", "build", "scale", "milvus", "milvus_scale")
@@ -302,7 +290,7 @@ def parse_sections(text: str) -> tuple[str, ...]:
 
 def parse_sizes(text: str | None) -> tuple[int, ...] | None:
     """``10000,100000,1e6`` -> (10000, 100000, 1000000); None passes through."""
-    from .errors import InvalidInputError
+    from assistant.errors import InvalidInputError
 
     if text is None:
         return None
@@ -316,7 +304,7 @@ def parse_sizes(text: str | None) -> tuple[int, ...] | None:
 
 
 def parse_loadgen(text: str) -> str:
-    from .errors import InvalidInputError
+    from assistant.errors import InvalidInputError
 
     if text not in ("auto", "wrk", "python"):
         raise InvalidInputError(f"--loadgen must be auto, wrk or python, got {text!r}")
@@ -371,23 +359,6 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def rss_mb(pid: int | str = "self") -> dict[str, float]:
-    """Current (VmRSS) and peak (VmHWM) resident memory of a process, in MiB."""
-    out = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key = "rss_mb" if line.startswith("VmRSS") else "peak_rss_mb"
-                out[key] = round(int(line.split()[1]) / 1024, 1)
-    return out
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # Settings the children must share with this process (set by run_bench: --model, threads).
 CHILD_SETTINGS: dict[str, str] = {}
 
@@ -429,18 +400,6 @@ def run_measured(cmd: Sequence[str], *, env: dict | None = None, timeout: float 
         }
 
 
-def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 def http_post_ms(port: int, path: str, body: str, timeout: float = 60.0) -> float:
     """One POST on a fresh connection; milliseconds to the whole response (non-2xx raises)."""
     import http.client
@@ -456,86 +415,6 @@ def http_post_ms(port: int, path: str, body: str, timeout: float = 60.0) -> floa
     finally:
         conn.close()
     return (time.perf_counter() - t) * 1000
-
-
-class Server:
-    """``summit serve`` as a subprocess on a free loopback port."""
-
-    def __init__(self, documents: Path, index: Path, *, port: int | None = None, extra_env: dict | None = None):
-        self.port = port or free_port()
-        self.cmd = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--documents", str(documents), "--index", str(index)]
-        self.env = child_env(**(extra_env or {}))
-        self.proc: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()
-        self.t0 = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "Server":
-        self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        return self
-
-    def log_tail(self, n: int = 15) -> str:
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-n:])
-
-    def wait_ready(self, timeout: float = 600) -> float:
-        """Seconds from process start to the first /api/health 200."""
-        assert self.proc is not None
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                status, _ = http_get(self.port, "/api/health", timeout=1.0)
-                if status == 200:
-                    return time.perf_counter() - self.t0
-            if time.perf_counter() - self.t0 > timeout:
-                raise RuntimeError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
-            time.sleep(0.01)
-
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by the server process (all its threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def wait_idle(self, busy_below: float = 0.1, window: float = 0.5, timeout: float = 60) -> float:
-        """Seconds until the server uses under ``busy_below`` of a core over ``window`` seconds:
-        being ready (health 200) is not being idle when loading finishes in the background."""
-        t0 = time.perf_counter()
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            last = self.cpu_seconds()
-            while time.perf_counter() - t0 < timeout:
-                time.sleep(window)
-                now = self.cpu_seconds()
-                if now - last < busy_below * window:
-                    break
-                last = now
-        return time.perf_counter() - t0
-
-    def memory(self) -> dict[str, float]:
-        return rss_mb(self.proc.pid) if self.proc else {}
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
-
-    def __enter__(self) -> "Server":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        self.log.close()
 
 
 # ================================================================================================
@@ -656,7 +535,7 @@ class BenchConfig:
     flat_curve_sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000, 30_000, 50_000, 100_000)
     seed: int = 0
     sections: tuple[str, ...] = ("inprocess", "http", "startup", "build", "scale")
-    store: str = "faiss"  # "milvus": the milvus and milvus_scale sections (assistant/milvus_bench.py)
+    store: str = "faiss"  # "milvus": the milvus and milvus_scale sections (benchmarks/milvus_bench.py)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -678,7 +557,7 @@ SPLITS = Path("eval/splits.json")
 
 def gold_questions(path: Path | None) -> list[dict]:
     """The questions to ask: a question file, or (None) the test split of eval/splits.json."""
-    from .evaluation import load_question_files, load_questions, split_files
+    from assistant.evaluation import load_question_files, load_questions, split_files
 
     qs = load_questions(path) if path is not None else load_question_files(split_files(SPLITS, "test"))
     return [{"id": q.id, "question": q.question, "history": list(q.history)} for q in qs]
@@ -688,7 +567,7 @@ def _stages(assistant, questions: list[dict], repeats: int) -> dict[str, dict]:
     """Where a standalone question's time goes, first time it is seen (caches emptied): each
     encoder, retrieval (question analysis and candidates, without encoding), sentence scoring
     (without spans), span extraction, and the rest of answering (abstention, citations)."""
-    from . import spans
+    from assistant import spans
 
     retriever, answerer = assistant.retriever, assistant.answerer
     k, mode = assistant.settings.top_k, assistant.settings.mode
@@ -801,7 +680,7 @@ def bench_inprocess(assistant, questions: list[dict], repeats: int, seed: int = 
 def bench_http(documents: Path, index: Path, bodies: list[str], seconds: float, tool: str, log: Log) -> dict[str, Any]:
     """Concurrency 1 latency, then throughput at 8 and 32, on one server process."""
     out: dict[str, Any] = {"tool": tool, "seconds_per_level": seconds}
-    with Server(documents, index) as server:
+    with servers.Server(documents, index, env=child_env()) as server:
         out["ready_s"] = round(server.wait_ready(), 3)
         out["port"] = server.port
         out["busy_after_ready_s"] = round(server.wait_idle(), 2)
@@ -870,12 +749,12 @@ def bench_startup(documents: Path, runs: int, log: Log) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="summit-bench-start-") as tmp:
         index = Path(tmp) / "index"
-        with Server(documents, index) as server:
+        with servers.Server(documents, index, env=child_env()) as server:
             out["no_index"] = {"ready_s": round(server.wait_ready(), 3), "note": "fresh index folder: the server builds the index first"}
         log(f"startup: no index -> ready in {out['no_index']['ready_s']:.2f} s")
         times, first_ask, busy = [], [], []
         for _ in range(runs):
-            with Server(documents, index) as server:
+            with servers.Server(documents, index, env=child_env()) as server:
                 times.append(server.wait_ready())
                 first_ask.append(http_post_ms(server.port, "/api/ask", '{"question": "Qui co-préside le sommet ?"}'))
                 busy.append(server.wait_idle())
@@ -888,7 +767,7 @@ def bench_startup(documents: Path, runs: int, log: Log) -> dict[str, Any]:
             "server_memory": mem,
         }
         log(f"startup: existing index -> ready in {out['existing_index']['median_s']:.2f} s (median of {runs})")
-        phases = run_measured([sys.executable, "-c", "from assistant.bench import _phases_main; _phases_main()", str(index)],
+        phases = run_measured([sys.executable, "-c", "from benchmarks.bench import _phases_main; _phases_main()", str(index)],
                               env=child_env())
         if phases["rc"] == 0:
             out["phases"] = json.loads(phases["stdout"].strip().splitlines()[-1])
@@ -961,7 +840,7 @@ def bench_build(documents: Path, sentences: Sequence[str], n_synthetic: int, see
 
 def _embed_child() -> None:  # pragma: no cover - runs in a child process
     """Child process: embed the JSON list of texts in argv[2] with model argv[1] into argv[3] (.npy)."""
-    from .embedding import Embedder
+    from assistant.embedding import Embedder
 
     model, src, dst = sys.argv[1:4]
     texts = json.loads(Path(src).read_text(encoding="utf-8"))
@@ -983,7 +862,7 @@ def embed_pool(texts: list[str], embedder, model: str, workers: int) -> tuple[np
         for w in range(workers):
             src, dst = Path(tmp) / f"in-{w}.json", Path(tmp) / f"out-{w}.npy"
             src.write_text(json.dumps(texts[w * step : (w + 1) * step], ensure_ascii=False), encoding="utf-8")
-            cmd = [sys.executable, "-c", "from assistant.bench import _embed_child; _embed_child()", model, str(src), str(dst)]
+            cmd = [sys.executable, "-c", "from benchmarks.bench import _embed_child; _embed_child()", model, str(src), str(dst)]
             procs.append((subprocess.Popen(cmd, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.PIPE), dst))
         parts = []
@@ -1020,7 +899,7 @@ def _index_bytes(index) -> int:
 
 def _measure_index(vectors: np.ndarray, kind: str, queries: np.ndarray, exact_ids: np.ndarray | None, k: int,
                    repeats: int) -> tuple[dict[str, Any], Any]:
-    from .index import make_faiss_index
+    from assistant.index import make_faiss_index
 
     before = rss_mb().get("rss_mb", 0.0)
     t = time.perf_counter()
@@ -1102,8 +981,8 @@ def flat_curve(pool: np.ndarray, queries: np.ndarray, sizes: Sequence[int], k: i
 def bench_scale(cfg: BenchConfig, sentences: Sequence[str], questions: list[dict], embedder, model: str, log: Log) -> dict[str, Any]:
     import faiss
 
-    from .index import choose_index_type
-    from .settings import Settings
+    from assistant.index import choose_index_type
+    from assistant.settings import Settings
 
     faiss.omp_set_num_threads(1)  # queries as the server runs them: one thread
     rng = random.Random(cfg.seed)
@@ -1177,7 +1056,7 @@ def bench_scale(cfg: BenchConfig, sentences: Sequence[str], questions: list[dict
 
 def run_bench(settings, cfg: BenchConfig, log: Log = lambda s: None) -> dict[str, Any]:
     """Every section in turn (one heavy thing at a time); returns the JSON-ready result."""
-    from .service import Assistant
+    from assistant.service import Assistant
 
     t_start = time.perf_counter()
     questions = gold_questions(cfg.questions)
@@ -1232,7 +1111,7 @@ def run_bench(settings, cfg: BenchConfig, log: Log = lambda s: None) -> dict[str
     if "scale" in cfg.sections:
         result["scale"] = timed("scale", lambda: bench_scale(cfg, sentences, questions, assistant.embedder.primary, settings.model, log))
     if "milvus" in cfg.sections or "milvus_scale" in cfg.sections:
-        from . import milvus_bench
+        from benchmarks import milvus_bench
 
         if "milvus" in cfg.sections:
             result["milvus"] = timed("milvus", lambda: milvus_bench.bench_compare(settings, assistant, questions, cfg.repeats, log))
@@ -1324,7 +1203,7 @@ def summary_rows(result: dict) -> list[tuple[str, str, str, str]]:
                                  f"{_fmt(x['memory_gb'])} GB, build {_fmt(x['build_s'])} s",
                                  target("scale_1m_p95_ms") if row["n"] == 1_000_000 and kind == row["recommended"]["kind"] else ""))
     if "milvus" in result or "milvus_scale" in result:
-        from .milvus_bench import summary_rows as milvus_rows
+        from benchmarks.milvus_bench import summary_rows as milvus_rows
 
         rows += milvus_rows(result)
     return rows
