@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import SummitError
 from .settings import Settings
@@ -70,8 +71,8 @@ def run(fn):
     """Turn library errors into a one-line message and an exit code."""
     try:
         return fn()
-    except SummitError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    except SummitError as exc:  # the message is text, not markup: "[eval]" or "[1]" must stay
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -112,7 +113,7 @@ def build(
         )
         out.print(f"reason: {summary['reason']}", highlight=False)
         for line in summary["skipped"]:
-            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
     run(go)
 
@@ -144,7 +145,7 @@ def add(
         settings = make_settings(documents, index, model)
         files, unsupported = ingest.expand_paths(paths)
         for name in unsupported:
-            err.print(f"[yellow]skipped:[/yellow] {name}: unsupported type; supported: {ingest.SUPPORTED}", highlight=False)
+            err.print(f"[yellow]skipped:[/yellow] {escape(name)}: unsupported type; supported: {ingest.SUPPORTED}", highlight=False)
         if not files:
             raise InvalidInputError("no .html, .htm, .pdf, .txt or .md file to add in " + ", ".join(paths))
         if len(files) > 1:
@@ -171,12 +172,12 @@ def add(
                 out.print(f"added {doc['doc_id']}: {doc['title']} — {doc['source']}{when} "
                           f"({doc['format']}, {doc['characters']:,} characters, {doc['chunks']} passages)", highlight=False, soft_wrap=True)
                 for note in doc["notes"]:
-                    err.print(f"[yellow]note:[/yellow] {doc['doc_id']}: {note}", highlight=False)
+                    err.print(f"[yellow]note:[/yellow] {doc['doc_id']}: {escape(note)}", highlight=False)
             build = result["build"]
             out.print(f"index {build['build_id']}: {build.get('documents', '?')} documents; "
                       f"embedded {build.get('embedded_texts', 0)} new texts", highlight=False, soft_wrap=True)
         for line in result["skipped"]:
-            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
     run(go)
 
@@ -222,7 +223,7 @@ def reextract(
         with progress_bar() as update:
             result = ingest.reextract(_with_progress(assistant, update), doc_ids or None)
         for line in result["skipped"]:
-            err.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
         out.print(f"re-extracted {len(result['changed'])} document(s)" + (f": {', '.join(result['changed'])}" if result["changed"] else "")
                   + f"; {len(result['unchanged'])} unchanged"
                   + (f"; index {result['build']['build_id']}" if result["build"] else ""), highlight=False, soft_wrap=True)
@@ -378,12 +379,7 @@ def eval(  # noqa: A001 - the command is `summit eval`
 
         modes = ev.parse_modes(mode)
         if plot is not None:  # before the model and the questions, not after
-            from rich.markup import escape
-
-            try:
-                reporting.require_matplotlib()
-            except SummitError as exc:  # run() prints with rich markup, which would eat "[eval]"
-                raise SummitError(escape(str(exc))) from None
+            reporting.require_matplotlib()
         if not 1 <= k <= 20:
             raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
         sets: dict[str, list] = {}

@@ -171,6 +171,7 @@ def test_check_targets():
 # ---- processes and load generators -------------------------------------------------------------
 
 
+@pytest.mark.slow  # child processes and a local HTTP server
 def test_run_measured_reports_child_peak_memory():
     r = bench.run_measured([sys.executable, "-c", "b = bytearray(60_000_000); print('ok')"])
     assert r["rc"] == 0 and r["stdout"].strip() == "ok"
@@ -224,6 +225,7 @@ def toy_server():
     thread.join(timeout=5)
 
 
+@pytest.mark.slow  # child processes and a local HTTP server
 def test_python_load_generator(toy_server):
     r = bench.run_py_load(toy_server, ['{"question": "a"}', '{"question": "b"}'], connections=4, seconds=0.5)
     assert r["tool"] == "python-asyncio" and r["connections"] == 4
@@ -234,6 +236,7 @@ def test_python_load_generator(toy_server):
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+@pytest.mark.slow  # child processes and a local HTTP server
 def test_wrk_load_generator(toy_server):
     r = bench.run_wrk(toy_server, ['{"question": "a"}', '{"question": "b ]] c"}'], connections=2, seconds=1)
     assert r["tool"] == "wrk -t1" and r["requests"] > 20

@@ -114,6 +114,7 @@ def test_export_makes_a_question_file_and_marks_thumbs_down_for_review(tmp_path)
     assert to_questions([]) == []
 
 
+@pytest.mark.slow  # the `summit` command in a process
 def test_eval_from_feedback_on_the_command_line(tmp_path):
     store = FeedbackStore(tmp_path / "f.jsonl")
     store.append(UP)

@@ -38,6 +38,7 @@ def test_replica_memory_estimate_is_bounded_where_it_should_be():
     assert one_m["total_mb"] == round(sum(one_m["bytes"].values()) / 2**20, 1)
 
 
+@pytest.mark.slow  # a milvus-lite server
 def test_scale_one_reports_recall_memory_and_rates():
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(300, 32)).astype(np.float32)
@@ -52,6 +53,7 @@ def test_scale_one_reports_recall_memory_and_rates():
     assert row["replica_memory"]["passages"] == 600
 
 
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
 def test_bench_compare_on_a_small_corpus(tmp_path, monkeypatch):
     monkeypatch.setattr(ms, "annotate", fake_annotate)
     monkeypatch.setattr(faiss_index, "annotate", fake_annotate)
