@@ -108,16 +108,14 @@ class Assistant:
             from . import milvus_store
 
             return milvus_store.load(self, rebuild=rebuild, progress=progress, background_model=background_model)
-        reason = index_status(self.settings, self.embedder.ids)
-        if reason is not None and rebuild != "any" and not _rebuildable(reason):
-            raise _error_for(reason)  # say what is wrong before spending seconds on the model
+        status = index_status(self.settings, self.embedder.ids)
+        if not status.ok and rebuild != "any" and not status.rebuildable:
+            raise status.error()  # say what is wrong before spending seconds on the model
         self.embedder.load(wait=not background_model)
-        if reason is not None:
-            damaged = not (reason.startswith("no index") or reason.startswith("documents changed"))
-            if rebuild == "never" or (damaged and rebuild != "any"):
-                status_error = _error_for(reason)
-                raise status_error
-            log.warning("building the index: %s", reason)
+        if not status.ok:
+            if rebuild == "never" or (not status.rebuildable and rebuild != "any"):
+                raise status.error()
+            log.warning("building the index: %s", status.reason)
             self.build(progress=progress)
         else:
             try:
@@ -137,12 +135,13 @@ class Assistant:
             return milvus_store.build_into(self, force=force, skip_invalid=skip_invalid, progress=progress)
         self.embedder.load()
         with build_lock(self.settings.index_dir):
-            reason = index_status(self.settings, self.embedder.ids)
-            if reason is None and not force:
+            status = index_status(self.settings, self.embedder.ids)
+            reason = None if status.ok else status.reason
+            if status.ok and not force:
                 try:
                     current = load_index(self.settings.index_dir)
                 except (IndexCorruptError, IndexMismatchError) as exc:
-                    reason = str(exc)  # up to date on paper, damaged on disk: rebuild
+                    reason = str(exc)  # up to date on paper, damaged on disk: rebuild (the message is the reason shown)
                 else:
                     if self.index is None or self.index.build_id != current.build_id:
                         self._install(current)
@@ -231,15 +230,3 @@ class Assistant:
         index, _, _ = self._parts()
         d = index.document(doc_id)
         return None if d is None else {k: v for k, v in d.items() if k not in ("path", "sha256")}
-
-
-def _rebuildable(reason: str) -> bool:
-    return reason.startswith("no index") or reason.startswith("documents changed")
-
-
-def _error_for(reason: str) -> Exception:
-    if reason.startswith("no index"):
-        return IndexMissingError(reason)
-    if "built with" in reason or "format" in reason or "dimension" in reason:
-        return IndexMismatchError(reason)
-    return IndexCorruptError(reason)
