@@ -47,7 +47,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -68,6 +68,7 @@ from .errors import (
     StoreUnavailableError,
     SummitError,
 )
+from .cache import LRU
 from .index import (
     ChunkRecord,
     SentenceRecord,
@@ -630,41 +631,14 @@ def top_words(words: dict[str, tuple[str, int]], terms: dict[str, int], cap: int
 # ---- the store (reader) ------------------------------------------------------------------------
 
 
-class _LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            value = self.data.get(key)
-            if value is not None:
-                self.data.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.data[key] = value
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-    def __contains__(self, key) -> bool:
-        return key in self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
 @dataclass
 class _Shared:
     """Caches valid for every build of one generation (rows never change once written; a
     newer build only adds rows and retires others), handed from a store to its successor."""
 
     generation: int
-    records: dict[str, _LRU]
-    vectors: dict[str, _LRU]
+    records: dict[str, LRU]
+    vectors: dict[str, LRU]
     word_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -705,12 +679,12 @@ class MilvusStore:
         self._vocab_terms = vocab_terms
         self._shared = shared
         self._roles = roles or {}
-        self._docs = _LRU(DOC_CACHE)
+        self._docs = LRU(DOC_CACHE)
         self._doc_list: list[dict] | None = None
         self._pending: dict[str, set[int]] = {"chunk": set(), "sentence": set()}
         self._pending_lock = threading.Lock()
         self._surface: dict[str, str] | None = None
-        self._tf = _LRU(settings.milvus_cache_rows)
+        self._tf = LRU(settings.milvus_cache_rows)
         self._avgdl = float(manifest.get("avgdl") or 1.0)
         dead = int(manifest.get("dead_rows", 0))
         self._live = f"born <= {self.seq} and died > {self.seq}" if dead else f"born <= {self.seq}"
@@ -1024,8 +998,8 @@ class MilvusStore:
 
 def _new_shared(settings: Settings, generation: int) -> _Shared:
     return _Shared(generation,
-                   {"chunk": _LRU(settings.milvus_cache_rows), "sentence": _LRU(settings.milvus_cache_rows)},
-                   {"chunk": _LRU(settings.milvus_vector_cache_rows), "sentence": _LRU(settings.milvus_vector_cache_rows)})
+                   {"chunk": LRU(settings.milvus_cache_rows), "sentence": LRU(settings.milvus_cache_rows)},
+                   {"chunk": LRU(settings.milvus_vector_cache_rows), "sentence": LRU(settings.milvus_vector_cache_rows)})
 
 
 def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous: MilvusStore | None = None,

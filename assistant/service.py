@@ -10,10 +10,10 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import conversation
+from .cache import LRU
 from .answering import Answer, Answerer, Citation
 from .embedding import EncoderSet
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
@@ -29,33 +29,6 @@ MAX_K = 20
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class LRUCache:
-    """A small thread-safe LRU map; size 0 disables it."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        if not self.size:
-            return None
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        if not self.size:
-            return
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
 
 
 def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
@@ -97,7 +70,7 @@ class Assistant:
         self.retriever: Retriever | None = None
         self.answerer: Answerer | None = None
         self._swap_lock = threading.Lock()
-        self._answers = LRUCache(self.settings.answer_cache_size)
+        self._answers = LRU(self.settings.answer_cache_size)
 
     # ---- lifecycle --------------------------------------------------------------------
     def load(self, *, rebuild: str = "stale", progress: Progress | None = None, background_model: bool = False) -> "Assistant":
