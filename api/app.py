@@ -50,6 +50,8 @@ from assistant.suggestions import Suggestions
 from assistant.service import MAX_HISTORY, MAX_QUESTION_CHARS, Assistant
 from assistant.settings import Settings
 
+from .settings import ApiSettings
+
 from .schemas import (
     MODEL_ID,
     AnswerResponse,
@@ -314,7 +316,7 @@ class JSONCORSMiddleware(CORSMiddleware):
         return response
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: ApiSettings) -> str:
     """Strict CSP for the demo page and the widget files: no inline code, our own origin only."""
     connect = " ".join(["'self'", *settings.cors_origins])
     return (
@@ -431,11 +433,13 @@ def _mount_offline_docs(app: FastAPI) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None,
+               api_settings: ApiSettings | None = None) -> FastAPI:
     """Build the app. With ``assistant`` (already loaded) nothing is loaded at startup; otherwise
     the lifespan loads the model and the index once, building the index if it is missing, stale
-    or damaged (the reason is logged)."""
+    or damaged (the reason is logged). ``api_settings``: default from the environment."""
     settings = settings or (assistant.settings if assistant is not None else Settings())
+    api_settings = api_settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -481,6 +485,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     _mount_offline_docs(app)
     app.state.assistant = assistant
     app.state.settings = settings
+    app.state.api_settings = api_settings
     app.state.started = int(time.time())
     app.state.internal_errors = 0  # tests check that no bad input ever gets here
     app.state.reload_lock = threading.Lock()
@@ -490,17 +495,17 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     # stemmer objects, an unlocked LRU of embeddings), and with its thread pools pinned to
     # `threads` cores, parallel calls would only compete for them. Lift once assistant/ is safe.
     core = threading.Lock()
-    csp = content_security_policy(settings)
+    csp = content_security_policy(api_settings)
 
     # Added innermost first: headers wrap CORS wraps the rate limit wraps the body limit.
     # An upload may be as large as max_upload_bytes plus the multipart framing around the file.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+    app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes,
                        streamed={("POST", UPLOAD_PATH): settings.max_upload_bytes + 64_000})
-    if settings.rate_limit_per_minute > 0:
-        app.add_middleware(RateLimitMiddleware, limiter=SlidingWindow(settings.rate_limit_per_minute))
+    if api_settings.rate_limit_per_minute > 0:
+        app.add_middleware(RateLimitMiddleware, limiter=SlidingWindow(api_settings.rate_limit_per_minute))
     app.add_middleware(
         JSONCORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=api_settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Accept"],
         expose_headers=["Retry-After", "X-Summit-Build"],
@@ -621,13 +626,13 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     def require_admin(authorization: str | None) -> None:
         """404 when no admin token is configured (the admin routes do not exist), 401 without a
         bearer token, 403 with a wrong one."""
-        if not settings.admin_token:
+        if not api_settings.admin_token:
             raise HTTPException(404, "Not Found")
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(token.encode(), settings.admin_token.encode()):
+        if not secrets.compare_digest(token.encode(), api_settings.admin_token.encode()):
             raise HTTPException(403, "wrong admin token")
 
     def warm_suggestions() -> None:

@@ -1,5 +1,6 @@
-"""One settings object, shared by the CLI and the API; every field can be set from the environment
-with the ``SUMMIT_`` prefix (e.g. ``SUMMIT_INDEX_DIR=/srv/index``)."""
+"""The library's settings, shared by the CLI and the API; every field can be set from the environment
+with the ``SUMMIT_`` prefix (e.g. ``SUMMIT_INDEX_DIR=/srv/index``). The HTTP server's own settings
+(CORS, body size, rate limit, admin token) are ``api.settings.ApiSettings``."""
 
 from __future__ import annotations
 
@@ -109,12 +110,6 @@ class Settings(BaseSettings):
     milvus_bm25_input: Literal["terms", "text"] = "terms"
     # Dense index: "auto" = FLAT (exact) under hnsw_threshold vectors, HNSW above; or a Milvus type.
     milvus_index: Literal["auto", "FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "DISKANN"] = "auto"
-
-    # API
-    cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=64_000, ge=1024)
-    rate_limit_per_minute: int = Field(default=0, ge=0)  # 0 = off
-    admin_token: str | None = None
 
     # Adding articles (summit add, POST /api/documents): the largest file accepted.
     max_upload_bytes: int = Field(default=20_000_000, ge=1024)

@@ -21,6 +21,7 @@ from api.app import BodyLimitMiddleware, SlidingWindow, StartupError, create_app
 from assistant.answering import NOT_FOUND
 from assistant.service import Assistant
 from assistant.settings import Settings
+from api.settings import ApiSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,10 +213,11 @@ def test_ask_rejects_unparsable_bodies(client: TestClient, content: bytes, conte
     assert_json_error(r, status, fragment)
 
 
-def test_oversized_body_is_413(client: TestClient, summit_settings: Settings) -> None:
+def test_oversized_body_is_413(client: TestClient) -> None:
+    api_settings = client.app.state.api_settings  # type: ignore[attr-defined]
     big = {"question": "Qui ?", "history": ["x" * 900] * 80}
-    assert len(json.dumps(big)) > summit_settings.max_body_bytes
-    assert_json_error(client.post("/api/ask", json=big), 413, f"limit of {summit_settings.max_body_bytes} bytes")
+    assert len(json.dumps(big)) > api_settings.max_body_bytes
+    assert_json_error(client.post("/api/ask", json=big), 413, f"limit of {api_settings.max_body_bytes} bytes")
 
 
 def test_oversized_chunked_body_is_413(client: TestClient) -> None:
@@ -508,10 +510,10 @@ def test_reload_rebuilds_changed_documents(tmp_path: Path, summit_assistant: Ass
     """Edit an article, reload: a new build answers from the new text."""
     docs = tmp_path / "documents"
     shutil.copytree(REPO / "documents", docs)
-    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", admin_token="tok")
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index")
     assistant = Assistant(settings, embedder=summit_assistant.embedder).load()
     old = assistant.index.build_id
-    with TestClient(create_app(settings, assistant)) as client:
+    with TestClient(create_app(settings, assistant, ApiSettings(admin_token="tok"))) as client:
         path = docs / "rtl-une-semaine-pour-l-ia.md"
         path.write_text(path.read_text(encoding="utf-8") + "\nLa mascotte officielle du sommet est un hérisson nommé Pixel.\n",
                         encoding="utf-8")

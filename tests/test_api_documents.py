@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from assistant.service import Assistant
 
-from .conftest import ADMIN_TOKEN
+from .conftest import ADMIN_API, ADMIN_TOKEN
 from .pdfmaker import make_pdf
 from .test_api import assert_json_error
 from .test_ingest import LAYOUTS, chrome, fixture
@@ -172,7 +172,7 @@ def test_size_limit(own_assistant: Assistant) -> None:
     from api.app import create_app
 
     settings = own_assistant.settings.model_copy(update={"max_upload_bytes": 4096})
-    with TestClient(create_app(settings, own_assistant)) as client:
+    with TestClient(create_app(settings, own_assistant, ADMIN_API)) as client:
         before = state(own_assistant)
         assert_json_error(upload(client, fixture("fr-news.html"), "big.html"), 413, "limit")
 
@@ -357,7 +357,8 @@ def test_suggestions_follow_the_index(own_assistant: Assistant) -> None:
     from api.app import create_app
 
     configured = ["Who co-chairs the summit?", "What did the British government spokesperson say about the text?"]
-    with TestClient(create_app(own_assistant.settings.model_copy(update={"suggested_questions": configured}), own_assistant)) as client:
+    with TestClient(create_app(own_assistant.settings.model_copy(update={"suggested_questions": configured}), own_assistant,
+                                ADMIN_API)) as client:
         assert [q["question"] for q in client.get("/api/suggestions").json()["questions"]] == configured[:1]
         assert upload(client, fixture("en-wire.html"), "en-wire.html").status_code == 201
         after = client.get("/api/suggestions").json()
