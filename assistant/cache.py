@@ -17,9 +17,24 @@ class LRU:
     ``get`` and ``put`` make a key the most recently used; ``in`` and ``len`` do not."""
 
     def __init__(self, size: int):
-        self.size = size
+        self._size = size
         self._data: LRUCache = LRUCache(maxsize=max(size, 1))
         self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        """Resize, keeping the most recently used items that fit."""
+        with self._lock:
+            fresh: LRUCache = LRUCache(maxsize=max(size, 1))
+            while self._data:
+                key, value = self._data.popitem()  # least recently used first
+                if size:
+                    fresh[key] = value  # evicts the oldest beyond the new size
+            self._data, self._size = fresh, size
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         if not self.size:
