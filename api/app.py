@@ -47,7 +47,8 @@ from assistant.errors import (
 )
 from assistant.feedback import FeedbackFullError, FeedbackStore
 from assistant.suggestions import Suggestions
-from assistant.service import MAX_HISTORY, MAX_QUESTION_CHARS, Assistant
+from assistant.requests import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS
+from assistant.service import Assistant
 from assistant.settings import Settings
 
 from .settings import ApiSettings
@@ -572,8 +573,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         assistant: AssistantDep,
         q: Annotated[str, Query(description=f"The query, 1 to {MAX_QUESTION_CHARS} characters once trimmed.",
                                 examples=["co-présidence du sommet"])],
-        k: Annotated[int, Query(ge=1, le=20, description="How many passages.")] = 5,
-        mode: Annotated[Mode | None, Query(description="Retrieval mode (default: hybrid).")] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages; the server's default (SUMMIT_TOP_K, 5 unless set) when omitted.")] = None,  # type: ignore[assignment]
+        mode: Annotated[Mode | None, Query(description="Retrieval mode; the server's default (SUMMIT_MODE, hybrid unless set) when omitted.")] = None,
     ) -> dict[str, Any]:
         """Ranked passages for a query, without answer extraction."""
         try:

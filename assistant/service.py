@@ -7,56 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
 from . import conversation
-from .cache import LRU
 from .answering import Answer, Answerer, Citation
+from .cache import LRU
 from .embedding import EncoderSet
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from .index import LoadedIndex, Progress, build_index, build_lock, index_status, load_index
-from .retrieval import MODES, Retriever
+from .requests import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS, validate  # noqa: F401 - the limits, defined once
+from .retrieval import Retriever
 from .settings import Settings
 
 log = logging.getLogger("summit")
-
-MAX_QUESTION_CHARS = 1000
-MAX_HISTORY = 20
-MAX_K = 20
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
-    if not isinstance(question, str):
-        raise InvalidInputError("question must be a string")
-    q = _clean_text(question).strip()
-    if not q:
-        raise InvalidInputError("question is empty; ask something about the summit")
-    if len(q) > MAX_QUESTION_CHARS:
-        raise InvalidInputError(f"question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    history = [] if history is None else history
-    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-        raise InvalidInputError("history must be a list of previous questions (strings)")
-    if len(history) > MAX_HISTORY:
-        raise InvalidInputError(f"history has {len(history)} items; the limit is {MAX_HISTORY}")
-    for h in history:
-        if len(h) > MAX_QUESTION_CHARS:
-            raise InvalidInputError(f"a history item is {len(h)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    if mode not in MODES:
-        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return q, [_clean_text(h).strip() for h in history if h.strip()], k, mode
-
-
-def _clean_text(text: str) -> str:
-    """NUL bytes to spaces, lone surrogates (invalid UTF-16 halves) to U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text.replace("\x00", " "))
 
 
 class Assistant:
