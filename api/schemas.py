@@ -12,10 +12,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from assistant.requests import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS, Question, check_length, check_text, check_unicode
+from assistant.requests import (  # noqa: F401 - check_text, check_unicode: also the routes'
+    MAX_HISTORY,
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    Question,
+    check_length,
+    check_text,
+    check_unicode,
+)
 from assistant.retrieval import Mode
-
-__all__ = ["MAX_HISTORY", "MAX_K", "MAX_QUESTION_CHARS", "Mode", "check_text", "check_unicode"]  # and the models below
 
 MODEL_ID = "summit-assistant"
 
