@@ -92,8 +92,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     state.started = int(time.time())
     state.internal_errors = 0  # tests check that no bad input ever gets here
     state.reload_lock = threading.Lock()
-    state.suggestions = Suggestions(settings.suggested_questions)
-    state.feedback = FeedbackStore(Path(settings.feedback_file)) if settings.feedback_file.strip() else None
+    state.suggestions = Suggestions(api_settings.suggested_questions)
+    state.feedback = FeedbackStore(Path(api_settings.feedback_file)) if api_settings.feedback_file.strip() else None
     # One request at a time inside the library. Its shared objects are locked (the Snowball
     # stemmers in text.py, the LRU caches in cache.py), but its thread pools are pinned to
     # `threads` cores: parallel calls would only compete for them. Builds and reloads hold it too.
