@@ -1,22 +1,29 @@
 """Request and response models of the HTTP API.
 
-The limits mirror ``assistant.service.validate`` so that a bad request is refused here with a
-message naming the field, before it reaches the model; the library checks again on its own.
+The question limits and text checks are the library's (``assistant.requests``): ``AskRequest``
+is its ``Question`` with the API's descriptions, so a bad request is refused here with a message
+naming the field, before it reaches the model.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from assistant.service import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS
+from assistant.requests import (  # noqa: F401 - check_text, check_unicode: also the routes'
+    MAX_HISTORY,
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    Question,
+    check_length,
+    check_text,
+    check_unicode,
+)
+from assistant.retrieval import Mode
 
-Mode = Literal["hybrid", "dense", "lexical"]
 MODEL_ID = "summit-assistant"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CO_CHAIR_PASSAGE = (
     "Côté français, le chercheur et directeur scientifique de Meta Yann Le Cun et le cofondateur de la pépite "
@@ -24,21 +31,18 @@ CO_CHAIR_PASSAGE = (
 )
 
 
-def check_unicode(value: str, what: str) -> str:
-    """JSON may carry an unpaired surrogate ("\\ud800"); it is not text and breaks the tokenizer."""
-    if _SURROGATE.search(value):
-        raise ValueError(f"{what} contains an unpaired UTF-16 surrogate, which is not valid Unicode text")
-    return value
+def _api_question(value: str) -> str:
+    return check_text(value, "question")
 
 
-def check_text(value: str, what: str) -> str:
-    """Trim, then enforce 1..MAX_QUESTION_CHARS characters (what the library accepts)."""
-    text = check_unicode(value, what).replace("\x00", " ").strip()
-    if not text:
-        raise ValueError(f"{what} is empty; ask something about the summit")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValueError(f"{what} is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    return text
+def _api_history(items: list[str]) -> list[str]:
+    for i, item in enumerate(items):
+        check_length(check_unicode(item, f"history item {i}"), f"history item {i}")
+    return items
+
+
+def _no_default_in_schema(schema: dict) -> None:
+    schema.pop("default", None)
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -53,7 +57,10 @@ class ErrorResponse(BaseModel):
 # ---- answers -----------------------------------------------------------------------------------
 
 
-class AskRequest(BaseModel):
+# The library's Question as the API takes it: a lone surrogate is refused (the library would replace
+# it), k and mode may be omitted (the server's defaults). (A comment: a docstring would enter the schema.)
+class AskRequest(Question):
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -64,15 +71,17 @@ class AskRequest(BaseModel):
         },
     )
 
-    question: StrictStr = Field(
+    question: Annotated[StrictStr, AfterValidator(_api_question)] = Field(
         description=f"The question, in French or English; 1 to {MAX_QUESTION_CHARS} characters once trimmed.",
     )
-    history: Annotated[list[StrictStr], Field(max_length=MAX_HISTORY)] = Field(
+    history: Annotated[list[StrictStr], Field(max_length=MAX_HISTORY), AfterValidator(_api_history)] = Field(
         default_factory=list,
         description=f"Earlier questions of the conversation, oldest first (at most {MAX_HISTORY}); used to resolve follow-ups.",
     )
-    k: int = Field(default=5, ge=1, le=MAX_K, description="How many cited passages to return.")
-    mode: Mode | None = Field(default=None, description="Retrieval mode; the server default (hybrid) when omitted.")
+    # None (omitted) = the server's default; an explicit null is refused like any non-integer.
+    k: int = Field(default=None, ge=1, le=MAX_K, json_schema_extra=_no_default_in_schema,
+                   description="How many cited passages to return; the server's default (SUMMIT_TOP_K, 5 unless set) when omitted.")
+    mode: Mode | None = Field(default=None, description="Retrieval mode; the server's default (SUMMIT_MODE, hybrid unless set) when omitted.")
 
     @field_validator("k", mode="before")
     @classmethod
@@ -80,20 +89,6 @@ class AskRequest(BaseModel):
         """A JSON number (15.0 is the integer 15, as in JSON Schema), not true or "5"."""
         if isinstance(v, (bool, str)):
             raise PydanticCustomError("int_type", "Input should be a valid integer")
-        return v
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, v: str) -> str:
-        return check_text(v, "question")
-
-    @field_validator("history")
-    @classmethod
-    def _history(cls, v: list[str]) -> list[str]:
-        for i, item in enumerate(v):
-            check_unicode(item, f"history item {i}")
-            if len(item) > MAX_QUESTION_CHARS:
-                raise ValueError(f"history item {i} is {len(item)} characters long; the limit is {MAX_QUESTION_CHARS}")
         return v
 
 

@@ -57,12 +57,15 @@ class InvalidInputError(SummitError, ValueError):
 class StoreUnavailableError(SummitError):
     """The index store (Milvus) cannot be reached or answered with an error: retry later.
 
-    The API answers 503 with ``Retry-After: retry_after``; the CLI exits with code 6."""
+    The API answers 503 with ``Retry-After: retry_after``; the CLI exits with code 6.
+    ``absent``: Milvus said the collection or alias asked for does not exist (nothing published
+    yet, or a newer build dropped it), as opposed to a failure of the server."""
 
     exit_code = 6
 
-    def __init__(self, message: str, retry_after: int = 5):
+    def __init__(self, message: str, retry_after: int = 5, *, absent: bool = False):
         self.retry_after = retry_after
+        self.absent = absent
         super().__init__(message)
 
 

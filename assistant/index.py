@@ -20,6 +20,7 @@ the previous build keeps serving until the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import hashlib
 import json
@@ -32,7 +33,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ClassVar, Iterable
 
 import numpy as np
 from scipy import sparse
@@ -788,11 +789,60 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
                        idf, vocab, [int(t) for t in vocab_terms], vocab_vectors, role_table=roles)
 
 
-def index_status(settings: Settings, encoder_ids) -> str | None:
-    """None when the index is present, intact, compatible and up to date; otherwise why not."""
+class IndexState(enum.Enum):
+    OK = "ok"
+    MISSING = "missing"  # no index yet: build one
+    STALE = "stale"  # the documents changed since the build: rebuild
+    MISMATCH = "mismatch"  # built with another model, settings or format: rebuild
+    CORRUPT = "corrupt"  # damaged files or files from different builds: rebuild with --force
+
+
+_STATE_ERRORS = {IndexState.MISSING: IndexMissingError, IndexState.MISMATCH: IndexMismatchError,
+                 IndexState.CORRUPT: IndexCorruptError}
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the index on disk (or in Milvus) is, and why, in the words shown to the user."""
+
+    state: IndexState
+    reason: str = ""
+
+    OK: ClassVar["IndexStatus"]
+
+    @property
+    def ok(self) -> bool:
+        return self.state is IndexState.OK
+
+    @property
+    def rebuildable(self) -> bool:
+        """Missing or stale: building is the normal next step (not a damaged or mismatched index)."""
+        return self.state in (IndexState.MISSING, IndexState.STALE)
+
+    def error(self) -> Exception:
+        """The library error saying what is wrong (a stale index is reported as corrupt, as before)."""
+        assert not self.ok, "an ok index has no error"
+        return _STATE_ERRORS.get(self.state, IndexCorruptError)(self.reason)
+
+    @classmethod
+    def of_error(cls, exc: IndexMissingError | IndexMismatchError | IndexCorruptError) -> "IndexStatus":
+        state = {IndexMissingError: IndexState.MISSING, IndexMismatchError: IndexState.MISMATCH}.get(type(exc), IndexState.CORRUPT)
+        return cls(state, str(exc))
+
+    @classmethod
+    def stale(cls, reason: str | None) -> "IndexStatus":
+        """From documents_changed(): None = up to date."""
+        return cls.OK if reason is None else cls(IndexState.STALE, reason)
+
+
+IndexStatus.OK = IndexStatus(IndexState.OK)
+
+
+def index_status(settings: Settings, encoder_ids) -> IndexStatus:
+    """OK when the index is present, intact, compatible and up to date; otherwise what and why not."""
     try:
         manifest = read_manifest(settings.index_dir)
         check_compatible(manifest, settings, encoder_ids)
-        return documents_changed(manifest, corpus_dirs(settings))
+        return IndexStatus.stale(documents_changed(manifest, corpus_dirs(settings)))
     except (IndexMissingError, IndexCorruptError, IndexMismatchError) as exc:
-        return str(exc)
+        return IndexStatus.of_error(exc)

@@ -47,7 +47,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -68,12 +68,15 @@ from .errors import (
     StoreUnavailableError,
     SummitError,
 )
+from .cache import LRU
 from .index import (
     ChunkRecord,
     SentenceRecord,
     _document_key,
     check_compatible,
     corpus_dirs,
+    IndexState,
+    IndexStatus,
     documents_changed,
     load_corpus,
     role_counts,
@@ -270,6 +273,7 @@ _CONNECTION = re.compile(r"fail connecting|unavailable|connection refused|deadli
                          r"connection reset|failed to connect|channel|not ready|retry timeout|Retry run out", re.I)
 _NOT_LOADED = re.compile(r"released|not loaded|call load\(\)", re.I)
 _MISSING = re.compile(r"collection.*(not found|not exist|doesn't exist)|can't find collection|CollectionNotFound", re.I)
+_ABSENT = re.compile(r"not found|not exist", re.I)  # pymilvus' words for an unknown alias or collection
 
 
 class Connection:
@@ -293,7 +297,8 @@ class Connection:
 
     def _unavailable(self, exc: BaseException | str) -> StoreUnavailableError:
         reason = exc if isinstance(exc, str) else _error_text(exc)
-        return StoreUnavailableError(f"{self.where} is unreachable ({reason}); start it or fix SUMMIT_MILVUS_URI")
+        return StoreUnavailableError(f"{self.where} is unreachable ({reason}); start it or fix SUMMIT_MILVUS_URI",
+                                     absent=bool(_ABSENT.search(reason)))
 
     def client(self):
         with self._lock:
@@ -360,12 +365,12 @@ class Connection:
                         text = _error_text(again)
                 if _MISSING.search(text):
                     raise StoreUnavailableError(f"{self.where}: collection {collection} is gone ({text}); a newer build "
-                                                "replaced it, the server switches to it", retry_after=2) from None
+                                                "replaced it, the server switches to it", retry_after=2, absent=True) from None
                 if _CONNECTION.search(text) or type(exc).__name__ in ("_InactiveRpcError", "RpcError"):
                     self._down_until = time.monotonic() + BREAKER_SECONDS
                     self._down_reason = text
                     raise self._unavailable(text) from None
-                raise StoreUnavailableError(f"{self.where}: {method} failed ({text})") from None
+                raise StoreUnavailableError(f"{self.where}: {method} failed ({text})", absent=bool(_ABSENT.search(text))) from None
         raise StoreUnavailableError(f"{self.where}: {method} failed")  # pragma: no cover
 
     def ok(self) -> None:
@@ -501,7 +506,7 @@ def read_manifest(conn: Connection, prefix: str) -> dict | None:
         rows = conn.call("query", alias_name(prefix), filter='key == "manifest"', output_fields=["value"],
                          consistency_level="Strong")
     except StoreUnavailableError as exc:
-        if "is gone" in str(exc) or "not found" in str(exc).lower() or "not exist" in str(exc).lower():
+        if exc.absent:  # no alias (nothing published yet) or its collection was dropped
             return None
         raise
     if not rows:
@@ -626,41 +631,14 @@ def top_words(words: dict[str, tuple[str, int]], terms: dict[str, int], cap: int
 # ---- the store (reader) ------------------------------------------------------------------------
 
 
-class _LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            value = self.data.get(key)
-            if value is not None:
-                self.data.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.data[key] = value
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-    def __contains__(self, key) -> bool:
-        return key in self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
 @dataclass
 class _Shared:
     """Caches valid for every build of one generation (rows never change once written; a
     newer build only adds rows and retires others), handed from a store to its successor."""
 
     generation: int
-    records: dict[str, _LRU]
-    vectors: dict[str, _LRU]
+    records: dict[str, LRU]
+    vectors: dict[str, LRU]
     word_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -701,12 +679,12 @@ class MilvusStore:
         self._vocab_terms = vocab_terms
         self._shared = shared
         self._roles = roles or {}
-        self._docs = _LRU(DOC_CACHE)
+        self._docs = LRU(DOC_CACHE)
         self._doc_list: list[dict] | None = None
         self._pending: dict[str, set[int]] = {"chunk": set(), "sentence": set()}
         self._pending_lock = threading.Lock()
         self._surface: dict[str, str] | None = None
-        self._tf = _LRU(settings.milvus_cache_rows)
+        self._tf = LRU(settings.milvus_cache_rows)
         self._avgdl = float(manifest.get("avgdl") or 1.0)
         dead = int(manifest.get("dead_rows", 0))
         self._live = f"born <= {self.seq} and died > {self.seq}" if dead else f"born <= {self.seq}"
@@ -1020,8 +998,8 @@ class MilvusStore:
 
 def _new_shared(settings: Settings, generation: int) -> _Shared:
     return _Shared(generation,
-                   {"chunk": _LRU(settings.milvus_cache_rows), "sentence": _LRU(settings.milvus_cache_rows)},
-                   {"chunk": _LRU(settings.milvus_vector_cache_rows), "sentence": _LRU(settings.milvus_vector_cache_rows)})
+                   {"chunk": LRU(settings.milvus_cache_rows), "sentence": LRU(settings.milvus_cache_rows)},
+                   {"chunk": LRU(settings.milvus_vector_cache_rows), "sentence": LRU(settings.milvus_vector_cache_rows)})
 
 
 def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous: MilvusStore | None = None,
@@ -1717,19 +1695,19 @@ def live_hashes(conn: Connection, manifest: dict) -> dict:
     return {d: {"path": o.meta.get("path"), "sha256": o.meta.get("sha256")} for d, o in live.items()}
 
 
-def status(conn: Connection, settings: Settings, encoder_ids, *, check_documents: bool = True) -> str | None:
-    """None when the Milvus index is present, compatible and (if asked) up to date; else why not.
+def status(conn: Connection, settings: Settings, encoder_ids, *, check_documents: bool = True) -> IndexStatus:
+    """OK when the Milvus index is present, compatible and (if asked) up to date; else what and why not.
     Raises StoreUnavailableError when Milvus cannot be reached."""
     manifest = read_manifest(conn, settings.milvus_prefix)
     if manifest is None:
-        return f"no index in {conn.where} (prefix {settings.milvus_prefix}); run `summit build`"
+        return IndexStatus(IndexState.MISSING, f"no index in {conn.where} (prefix {settings.milvus_prefix}); run `summit build`")
     try:
         check_milvus_compatible(manifest, settings, encoder_ids)
     except IndexMismatchError as exc:
-        return str(exc)
+        return IndexStatus.of_error(exc)
     if not check_documents or not all(Path(d).is_dir() for d in corpus_dirs(settings)):
-        return None  # no corpus here (a reader): nothing to compare with
-    return documents_changed({"documents": live_hashes(conn, manifest)}, corpus_dirs(settings))
+        return IndexStatus.OK  # no corpus here (a reader): nothing to compare with
+    return IndexStatus.stale(documents_changed({"documents": live_hashes(conn, manifest)}, corpus_dirs(settings)))
 
 
 # ---- replicas: follow the published build ------------------------------------------------------
@@ -1824,15 +1802,12 @@ def load(assistant, *, rebuild: str = "stale", progress: Progress | None = None,
     documents changed, as with FAISS; 'never' and 'any' (serve: replicas are readers) never
     build: a missing or mismatched index is an error."""
     conn = connection(assistant)
-    reason = status(conn, assistant.settings, assistant.embedder.ids, check_documents=(rebuild == "stale"))
-    if reason is not None:
-        buildable = reason.startswith("no index") or reason.startswith("documents changed")
-        if rebuild != "stale" or not buildable:
-            from .service import _error_for
-
-            raise _error_for(reason)
+    current = status(conn, assistant.settings, assistant.embedder.ids, check_documents=(rebuild == "stale"))
+    if not current.ok:
+        if rebuild != "stale" or not current.rebuildable:
+            raise current.error()
         assistant.embedder.load(wait=not background_model)
-        log.warning("building the Milvus index: %s", reason)
+        log.warning("building the Milvus index: %s", current.reason)
         build_into(assistant, progress=progress)
         return assistant
     assistant.embedder.load(wait=not background_model)
@@ -1846,8 +1821,9 @@ def build_into(assistant, *, force: bool = False, skip_invalid: bool = False, pr
     conn.ok()  # say that Milvus is unreachable, or another build runs, before spending seconds on the models
     BuildLock(conn, assistant.settings.milvus_prefix).check_free()
     assistant.embedder.load()
-    reason = status(conn, assistant.settings, assistant.embedder.ids)
-    if reason is None and not force:
+    current = status(conn, assistant.settings, assistant.embedder.ids)
+    reason = None if current.ok else current.reason
+    if current.ok and not force:
         manifest = read_manifest(conn, assistant.settings.milvus_prefix)
         if assistant.index is None or assistant.index.build_id != manifest["build_id"]:
             assistant._install(open_store(conn, assistant.settings, assistant.embedder.ids, manifest=manifest))

@@ -11,8 +11,6 @@ corpus words nearest to it ("foundation" -> "fondation", "boss" -> "patron", "bi
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +19,7 @@ import numpy as np
 from . import lexicon
 from . import questions as qmod
 from . import text as textmod
+from .cache import LRU
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
@@ -127,8 +126,7 @@ class Retriever:
         self._vocab_row: dict[str, int] | None = None
         self._prefix_rows: dict[str, np.ndarray] | None = None
         self._source_patterns: list[tuple[re.Pattern, str]] | None = None
-        self._caches = [OrderedDict() for _ in range(store.n_encoders)]
-        self._cache_lock = threading.Lock()
+        self._caches = [LRU(EMBED_CACHE_SIZE) for _ in range(store.n_encoders)]
         self._category_vectors: dict[str, np.ndarray] = {}
         self.dictionary_strength = DICTIONARY_STRENGTH
         self._centroids: dict[int, np.ndarray] = {}
@@ -376,18 +374,12 @@ class Retriever:
         """Question-side embeddings through a small LRU cache per encoder: questions and their
         words repeat a lot."""
         cache = self._caches[encoder]
-        with self._cache_lock:
-            found = {t: cache[t] for t in texts if t in cache}
-            for t in found:
-                cache.move_to_end(t)
+        found = cache.get_many(dict.fromkeys(texts))
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             fresh = dict(zip(missing, self.encoders[encoder].encode(missing, query=True)))
             found.update(fresh)
-            with self._cache_lock:
-                cache.update(fresh)
-                while len(cache) > EMBED_CACHE_SIZE:
-                    cache.popitem(last=False)
+            cache.put_many(fresh)
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
     def sentence_vocab(self, sid: int) -> np.ndarray:

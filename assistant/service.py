@@ -7,83 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import conversation
 from .answering import Answer, Answerer, Citation
+from .cache import LRU
 from .embedding import EncoderSet
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidInputError
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from .index import LoadedIndex, Progress, build_index, build_lock, index_status, load_index
-from .retrieval import MODES, Retriever
+from .requests import MAX_HISTORY, MAX_K, MAX_QUESTION_CHARS, validate  # noqa: F401 - the limits, defined once
+from .retrieval import Retriever
 from .settings import Settings
 
 log = logging.getLogger("summit")
-
-MAX_QUESTION_CHARS = 1000
-MAX_HISTORY = 20
-MAX_K = 20
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class LRUCache:
-    """A small thread-safe LRU map; size 0 disables it."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        if not self.size:
-            return None
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        if not self.size:
-            return
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
-
-def validate(question: object, history: object, k: object, mode: object) -> tuple[str, list[str], int, str]:
-    if not isinstance(question, str):
-        raise InvalidInputError("question must be a string")
-    q = _clean_text(question).strip()
-    if not q:
-        raise InvalidInputError("question is empty; ask something about the summit")
-    if len(q) > MAX_QUESTION_CHARS:
-        raise InvalidInputError(f"question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    history = [] if history is None else history
-    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-        raise InvalidInputError("history must be a list of previous questions (strings)")
-    if len(history) > MAX_HISTORY:
-        raise InvalidInputError(f"history has {len(history)} items; the limit is {MAX_HISTORY}")
-    for h in history:
-        if len(h) > MAX_QUESTION_CHARS:
-            raise InvalidInputError(f"a history item is {len(h)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    if mode not in MODES:
-        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return q, [_clean_text(h).strip() for h in history if h.strip()], k, mode
-
-
-def _clean_text(text: str) -> str:
-    """NUL bytes to spaces, lone surrogates (invalid UTF-16 halves) to U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text.replace("\x00", " "))
 
 
 class Assistant:
@@ -100,7 +38,7 @@ class Assistant:
         self.retriever: Retriever | None = None
         self.answerer: Answerer | None = None
         self._swap_lock = threading.Lock()
-        self._answers = LRUCache(self.settings.answer_cache_size)
+        self._answers = LRU(self.settings.answer_cache_size)
 
     # ---- lifecycle --------------------------------------------------------------------
     def load(self, *, rebuild: str = "stale", progress: Progress | None = None, background_model: bool = False) -> "Assistant":
@@ -111,16 +49,14 @@ class Assistant:
             from . import milvus_store
 
             return milvus_store.load(self, rebuild=rebuild, progress=progress, background_model=background_model)
-        reason = index_status(self.settings, self.embedder.ids)
-        if reason is not None and rebuild != "any" and not _rebuildable(reason):
-            raise _error_for(reason)  # say what is wrong before spending seconds on the model
+        status = index_status(self.settings, self.embedder.ids)
+        if not status.ok and rebuild != "any" and not status.rebuildable:
+            raise status.error()  # say what is wrong before spending seconds on the model
         self.embedder.load(wait=not background_model)
-        if reason is not None:
-            damaged = not (reason.startswith("no index") or reason.startswith("documents changed"))
-            if rebuild == "never" or (damaged and rebuild != "any"):
-                status_error = _error_for(reason)
-                raise status_error
-            log.warning("building the index: %s", reason)
+        if not status.ok:
+            if rebuild == "never" or (not status.rebuildable and rebuild != "any"):
+                raise status.error()
+            log.warning("building the index: %s", status.reason)
             self.build(progress=progress)
         else:
             try:
@@ -141,12 +77,13 @@ class Assistant:
         # No model load here: build_index reads and checks the documents first (a bad file is
         # reported at once), and the encoders load when there is something to embed.
         with build_lock(self.settings.index_dir):
-            reason = index_status(self.settings, self.embedder.ids)
-            if reason is None and not force:
+            status = index_status(self.settings, self.embedder.ids)
+            reason = None if status.ok else status.reason
+            if status.ok and not force:
                 try:
                     current = load_index(self.settings.index_dir)
                 except (IndexCorruptError, IndexMismatchError) as exc:
-                    reason = str(exc)  # up to date on paper, damaged on disk: rebuild
+                    reason = str(exc)  # up to date on paper, damaged on disk: rebuild (the message is the reason shown)
                 else:
                     if self.index is None or self.index.build_id != current.build_id:
                         self._install(current)
@@ -235,15 +172,3 @@ class Assistant:
         index, _, _ = self._parts()
         d = index.document(doc_id)
         return None if d is None else {k: v for k, v in d.items() if k not in ("path", "sha256")}
-
-
-def _rebuildable(reason: str) -> bool:
-    return reason.startswith("no index") or reason.startswith("documents changed")
-
-
-def _error_for(reason: str) -> Exception:
-    if reason.startswith("no index"):
-        return IndexMissingError(reason)
-    if "built with" in reason or "format" in reason or "dimension" in reason:
-        return IndexMismatchError(reason)
-    return IndexCorruptError(reason)

@@ -1,5 +1,7 @@
-"""One settings object, shared by the CLI and the API; every field can be set from the environment
-with the ``SUMMIT_`` prefix (e.g. ``SUMMIT_INDEX_DIR=/srv/index``)."""
+"""The library's settings, shared by the CLI and the API; every field can be set from the environment
+with the ``SUMMIT_`` prefix (e.g. ``SUMMIT_INDEX_DIR=/srv/index``). The HTTP server's own settings
+(CORS, body size, rate limit, admin token, feedback file, suggested questions) are
+``api.settings.ApiSettings``."""
 
 from __future__ import annotations
 
@@ -23,18 +25,6 @@ DEFAULT_BOILERPLATE_PATTERNS: list[str] = [
     r"(je crée|créer|créez) (mon|un|votre) compte.*",
     r".*\b(accepter|refuser|gérer) (les|mes) cookies\b.*",
     r"(lire aussi|à lire aussi|read more|voir aussi|publicité|advertisement)\b.*",
-]
-
-
-# Suggested in the widget (SUMMIT_SUGGESTED_QUESTIONS, a JSON list); each is asked when an index is
-# installed and shown only when it is answered. These are answered by the two shipped articles.
-DEFAULT_SUGGESTED_QUESTIONS: list[str] = [
-    "Qui co-préside le sommet ?",
-    "Où se réuniront les chefs d'État ?",
-    "Quels patrons de la tech sont invités ?",
-    "Who co-chairs the summit?",
-    "Where will the heads of state meet?",
-    "Which tech leaders are invited?",
 ]
 
 
@@ -110,18 +100,8 @@ class Settings(BaseSettings):
     # Dense index: "auto" = FLAT (exact) under hnsw_threshold vectors, HNSW above; or a Milvus type.
     milvus_index: Literal["auto", "FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "DISKANN"] = "auto"
 
-    # API
-    cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=64_000, ge=1024)
-    rate_limit_per_minute: int = Field(default=0, ge=0)  # 0 = off
-    admin_token: str | None = None
-
     # Adding articles (summit add, POST /api/documents): the largest file accepted.
     max_upload_bytes: int = Field(default=20_000_000, ge=1024)
-    # Thumbs-up/down from the widget, one JSON object per line, append-only ("" turns it off).
-    feedback_file: str = "feedback/feedback.jsonl"
-    # Questions the widget suggests; only those the current index answers are shown.
-    suggested_questions: list[str] = Field(default_factory=lambda: list(DEFAULT_SUGGESTED_QUESTIONS))
 
     def check(self) -> "Settings":
         if self.chunk_overlap >= self.chunk_sentences:

@@ -23,6 +23,7 @@ from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
@@ -30,8 +31,13 @@ from assistant.settings import Settings  # noqa: E402
 @pytest.fixture(scope="session")
 def summit_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The bundled articles with a private index folder, so tests never touch ./index."""
-    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"),
-                    feedback_file=str(tmp_path_factory.mktemp("summit-feedback") / "feedback.jsonl"))
+    return Settings(documents_dir=REPO / "documents", index_dir=tmp_path_factory.mktemp("summit-index"))
+
+
+@pytest.fixture(scope="session")
+def summit_api_settings(tmp_path_factory: pytest.TempPathFactory) -> ApiSettings:
+    """The server's settings of the test apps: feedback goes to a private file."""
+    return ApiSettings(feedback_file=str(tmp_path_factory.mktemp("summit-feedback") / "feedback.jsonl"))
 
 
 @pytest.fixture(scope="session")
@@ -41,16 +47,19 @@ def summit_assistant(summit_settings: Settings) -> Assistant:
 
 
 @pytest.fixture
-def make_client(summit_assistant: Assistant) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient on a fresh app (fresh rate-limit state) with Settings overrides.
+def make_client(summit_assistant: Assistant, summit_api_settings: ApiSettings) -> Iterator[Callable[..., TestClient]]:
+    """A TestClient on a fresh app (fresh rate-limit state) with overrides of Settings and of
+    ApiSettings (each field goes to the one that has it).
 
     Server exceptions are raised into the test, and teardown checks that the catch-all 500
     handler never ran: bad input must be refused with a 4xx, never reach it."""
     clients: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        settings = summit_assistant.settings.model_copy(update=overrides)
-        client = TestClient(create_app(settings, summit_assistant))
+        api = {k: v for k, v in overrides.items() if k in ApiSettings.model_fields}
+        library = {k: v for k, v in overrides.items() if k not in api}
+        settings = summit_assistant.settings.model_copy(update=library)
+        client = TestClient(create_app(settings, summit_assistant, summit_api_settings.model_copy(update=api)))
         client.__enter__()
         clients.append(client)
         return client
@@ -73,11 +82,11 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(summit_assistant: Assistant) -> Iterator[LiveServer]:
+def live_server(summit_assistant: Assistant, summit_api_settings: ApiSettings) -> Iterator[LiveServer]:
     """uvicorn on a free 127.0.0.1 port in a background thread, sharing the loaded assistant."""
     import uvicorn
 
-    app = create_app(summit_assistant.settings, summit_assistant)
+    app = create_app(summit_assistant.settings, summit_assistant, summit_api_settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -127,16 +136,20 @@ def _corpus_copy(pristine: Path, target: Path) -> tuple[Path, Path]:
 def own_assistant(tmp_path: Path, pristine_corpus: Path, summit_assistant: Assistant) -> Assistant:
     """A loaded assistant over a fresh copy of the articles (the real model, shared)."""
     docs, index = _corpus_copy(pristine_corpus, tmp_path)
-    settings = summit_assistant.settings.model_copy(update={
-        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
-        "feedback_file": str(tmp_path / "feedback" / "feedback.jsonl")})
+    settings = summit_assistant.settings.model_copy(update={"documents_dir": docs, "index_dir": index})
     return Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
 
 
 @pytest.fixture
-def admin_client(own_assistant: Assistant) -> Iterator[TestClient]:
+def own_api_settings(tmp_path: Path) -> ApiSettings:
+    """The server's settings over ``own_assistant``: an admin token, a private feedback file."""
+    return ApiSettings(admin_token=ADMIN_TOKEN, feedback_file=str(tmp_path / "feedback" / "feedback.jsonl"))
+
+
+@pytest.fixture
+def admin_client(own_assistant: Assistant, own_api_settings: ApiSettings) -> Iterator[TestClient]:
     """A TestClient on an app with an admin token, over ``own_assistant``; checks the 500 handler never ran."""
-    with TestClient(create_app(own_assistant.settings, own_assistant)) as client:
+    with TestClient(create_app(own_assistant.settings, own_assistant, own_api_settings)) as client:
         yield client
         assert client.app.state.internal_errors == 0, "a request reached the catch-all 500 handler"  # type: ignore[attr-defined]
 
@@ -148,13 +161,13 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory, pristine_corpus: Path
 
     root = tmp_path_factory.mktemp("admin-server")
     docs, index = _corpus_copy(pristine_corpus, root)
-    settings = summit_assistant.settings.model_copy(update={
-        "documents_dir": docs, "index_dir": index, "admin_token": ADMIN_TOKEN,
-        "feedback_file": str(root / "feedback.jsonl"),
-        "suggested_questions": ["Qui co-préside le sommet ?", "Quelle est la recette de la tartiflette ?",
-                                "Où se réuniront les chefs d'État ?", "Who co-chairs the summit?", "What is the weather in Tokyo?"]})
+    settings = summit_assistant.settings.model_copy(update={"documents_dir": docs, "index_dir": index})
+    api_settings = ApiSettings(
+        admin_token=ADMIN_TOKEN, feedback_file=str(root / "feedback.jsonl"),
+        suggested_questions=["Qui co-préside le sommet ?", "Quelle est la recette de la tartiflette ?",
+                             "Où se réuniront les chefs d'État ?", "Who co-chairs the summit?", "What is the weather in Tokyo?"])
     assistant = Assistant(settings, embedder=summit_assistant.embedder).load(rebuild="never")
-    app = create_app(settings, assistant)
+    app = create_app(settings, assistant, api_settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -21,6 +21,7 @@ from api.app import BodyLimitMiddleware, SlidingWindow, StartupError, create_app
 from assistant.answering import NOT_FOUND
 from assistant.service import Assistant
 from assistant.settings import Settings
+from api.settings import ApiSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,9 +60,9 @@ def test_health(client: TestClient, summit_assistant: Assistant) -> None:
     assert body["build_id"] == summit_assistant.index.build_id
 
 
-def test_not_loaded_is_503_json(summit_settings: Settings) -> None:
+def test_not_loaded_is_503_json(summit_settings: Settings, summit_api_settings: ApiSettings) -> None:
     # No `with`: the lifespan does not run, so nothing is loaded.
-    client = TestClient(create_app(summit_settings))
+    client = TestClient(create_app(summit_settings, api_settings=summit_api_settings))
     for method, path, body in [("GET", "/api/health", None), ("POST", "/api/ask", {"question": "Où ?"}),
                                ("GET", "/api/documents", None), ("POST", "/v1/chat/completions",
                                                                  {"messages": [{"role": "user", "content": "Où ?"}]})]:
@@ -77,8 +78,8 @@ def shared_model(monkeypatch: pytest.MonkeyPatch, summit_assistant: Assistant) -
 
 
 @pytest.mark.usefixtures("shared_model")
-def test_lifespan_loads_the_assistant(summit_settings: Settings, summit_assistant: Assistant) -> None:
-    app = create_app(summit_settings)
+def test_lifespan_loads_the_assistant(summit_settings: Settings, summit_assistant: Assistant, summit_api_settings: ApiSettings) -> None:
+    app = create_app(summit_settings, api_settings=summit_api_settings)
     assert app.state.assistant is None
     with TestClient(app) as client:
         assert client.get("/api/health").json()["build_id"] == summit_assistant.index.build_id
@@ -212,10 +213,11 @@ def test_ask_rejects_unparsable_bodies(client: TestClient, content: bytes, conte
     assert_json_error(r, status, fragment)
 
 
-def test_oversized_body_is_413(client: TestClient, summit_settings: Settings) -> None:
+def test_oversized_body_is_413(client: TestClient) -> None:
+    api_settings = client.app.state.api_settings  # type: ignore[attr-defined]
     big = {"question": "Qui ?", "history": ["x" * 900] * 80}
-    assert len(json.dumps(big)) > summit_settings.max_body_bytes
-    assert_json_error(client.post("/api/ask", json=big), 413, f"limit of {summit_settings.max_body_bytes} bytes")
+    assert len(json.dumps(big)) > api_settings.max_body_bytes
+    assert_json_error(client.post("/api/ask", json=big), 413, f"limit of {api_settings.max_body_bytes} bytes")
 
 
 def test_oversized_chunked_body_is_413(client: TestClient) -> None:
@@ -276,7 +278,7 @@ def test_ask_never_500(client: TestClient, body: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_openapi_fuzz_never_500(summit_assistant: Assistant, mode: str) -> None:
+def test_openapi_fuzz_never_500(summit_assistant: Assistant, summit_api_settings: ApiSettings, mode: str) -> None:
     """Schemathesis generates requests from our own OpenAPI document (valid ones, then invalid
     ones) for every operation: no 5xx, and every response matches its documented status, media
     type and schema."""
@@ -285,7 +287,7 @@ def test_openapi_fuzz_never_500(summit_assistant: Assistant, mode: str) -> None:
     from schemathesis.generation.modes import GenerationMode
     from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
-    app = create_app(summit_assistant.settings, summit_assistant)
+    app = create_app(summit_assistant.settings, summit_assistant, summit_api_settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -508,10 +510,10 @@ def test_reload_rebuilds_changed_documents(tmp_path: Path, summit_assistant: Ass
     """Edit an article, reload: a new build answers from the new text."""
     docs = tmp_path / "documents"
     shutil.copytree(REPO / "documents", docs)
-    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", admin_token="tok")
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index")
     assistant = Assistant(settings, embedder=summit_assistant.embedder).load()
     old = assistant.index.build_id
-    with TestClient(create_app(settings, assistant)) as client:
+    with TestClient(create_app(settings, assistant, ApiSettings(admin_token="tok"))) as client:
         path = docs / "rtl-une-semaine-pour-l-ia.md"
         path.write_text(path.read_text(encoding="utf-8") + "\nLa mascotte officielle du sommet est un hérisson nommé Pixel.\n",
                         encoding="utf-8")
@@ -542,10 +544,10 @@ class ExplodingAssistant(Assistant):
         raise RuntimeError("secret internals /etc/passwd")
 
 
-def test_unexpected_error_is_json_500_without_trace(summit_assistant: Assistant) -> None:
+def test_unexpected_error_is_json_500_without_trace(summit_assistant: Assistant, summit_api_settings: ApiSettings) -> None:
     boom = ExplodingAssistant(summit_assistant.settings, embedder=summit_assistant.embedder)
     boom.index, boom.retriever, boom.answerer = summit_assistant.index, summit_assistant.retriever, summit_assistant.answerer
-    app = create_app(summit_assistant.settings, boom)
+    app = create_app(summit_assistant.settings, boom, summit_api_settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.post("/api/ask", json={"question": CO_CHAIR_FR})
         assert r.status_code == 500

@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 
 from assistant.service import Assistant
 
+from api.settings import ApiSettings
+
 from .conftest import ADMIN_TOKEN
 from .pdfmaker import make_pdf
 from .test_api import assert_json_error
@@ -168,11 +170,11 @@ def test_malformed_requests(admin_client: TestClient, own_assistant: Assistant) 
     assert state(own_assistant) == before
 
 
-def test_size_limit(own_assistant: Assistant) -> None:
+def test_size_limit(own_assistant: Assistant, own_api_settings: ApiSettings) -> None:
     from api.app import create_app
 
     settings = own_assistant.settings.model_copy(update={"max_upload_bytes": 4096})
-    with TestClient(create_app(settings, own_assistant)) as client:
+    with TestClient(create_app(settings, own_assistant, own_api_settings)) as client:
         before = state(own_assistant)
         assert_json_error(upload(client, fixture("fr-news.html"), "big.html"), 413, "limit")
 
@@ -304,7 +306,7 @@ def test_nothing_cited_holds_chrome(with_fixtures: Assistant, name: str) -> None
 # ---- feedback and suggestions ------------------------------------------------------------------
 
 
-def test_feedback_is_stored_append_only(admin_client: TestClient, own_assistant: Assistant) -> None:
+def test_feedback_is_stored_append_only(admin_client: TestClient, own_assistant: Assistant, own_api_settings: ApiSettings) -> None:
     ask = admin_client.post("/api/ask", json={"question": "Qui co-préside le sommet ?"})
     build = ask.headers["x-summit-build"]
     assert build == own_assistant.index.build_id
@@ -316,28 +318,29 @@ def test_feedback_is_stored_append_only(admin_client: TestClient, own_assistant:
     r = admin_client.post("/api/feedback", json=vote)
     assert r.status_code == 201 and r.json()["stored"] is True and r.json()["build_id"] == build
     assert admin_client.post("/api/feedback", json={**vote, "verdict": "up", "build_id": None}).status_code == 201
-    lines = Path(own_assistant.settings.feedback_file).read_text(encoding="utf-8").splitlines()
+    lines = Path(own_api_settings.feedback_file).read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines]
     assert [r["verdict"] for r in rows] == ["down", "up"] and rows[1]["build_id"] == build
     assert rows[0]["citations"][0]["doc_id"] == c["doc_id"] and rows[0]["answer"] == "Narendra Modi"
     for bad, fragment in [({**vote, "verdict": "maybe"}, "verdict"), ({**vote, "question": ""}, "question"),
                           ({**vote, "extra": 1}, "extra"), ({**vote, "citations": [{}] * 21}, "citations")]:
         assert_json_error(admin_client.post("/api/feedback", json=bad), 422, fragment)
-    assert len(Path(own_assistant.settings.feedback_file).read_text(encoding="utf-8").splitlines()) == 2
+    assert len(Path(own_api_settings.feedback_file).read_text(encoding="utf-8").splitlines()) == 2
 
 
-def test_feedback_can_be_turned_off(own_assistant: Assistant) -> None:
+def test_feedback_can_be_turned_off(own_assistant: Assistant, own_api_settings: ApiSettings) -> None:
     from api.app import create_app
 
-    with TestClient(create_app(own_assistant.settings.model_copy(update={"feedback_file": ""}), own_assistant)) as client:
+    with TestClient(create_app(own_assistant.settings, own_assistant, own_api_settings.model_copy(update={"feedback_file": ""}))) as client:
         assert_json_error(client.post("/api/feedback", json={"verdict": "up", "question": "Q ?"}), 404, "turned off")
 
 
-def test_suggestions_are_only_the_answered_ones(own_assistant: Assistant) -> None:
+def test_suggestions_are_only_the_answered_ones(own_assistant: Assistant, own_api_settings: ApiSettings) -> None:
     from api.app import create_app
 
     configured = ["Qui co-préside le sommet ?", "Quelle est la recette de la tartiflette ?", "Who co-chairs the summit?"]
-    with TestClient(create_app(own_assistant.settings.model_copy(update={"suggested_questions": configured}), own_assistant)) as client:
+    api_settings = own_api_settings.model_copy(update={"suggested_questions": configured})
+    with TestClient(create_app(own_assistant.settings, own_assistant, api_settings)) as client:
         body = client.get("/api/suggestions").json()
         assert body["build_id"] == own_assistant.index.build_id
         assert body["questions"] == [{"question": "Qui co-préside le sommet ?", "language": "fr"},
@@ -345,19 +348,20 @@ def test_suggestions_are_only_the_answered_ones(own_assistant: Assistant) -> Non
 
 
 def test_default_suggestions_are_all_answered_by_the_shipped_corpus(client: TestClient) -> None:
-    from assistant.settings import DEFAULT_SUGGESTED_QUESTIONS
+    from api.settings import DEFAULT_SUGGESTED_QUESTIONS
 
     body = client.get("/api/suggestions").json()
     assert [q["question"] for q in body["questions"]] == DEFAULT_SUGGESTED_QUESTIONS
     assert {q["language"] for q in body["questions"]} == {"fr", "en"}
 
 
-def test_suggestions_follow_the_index(own_assistant: Assistant) -> None:
+def test_suggestions_follow_the_index(own_assistant: Assistant, own_api_settings: ApiSettings) -> None:
     """A suggestion the corpus cannot answer appears once an article that answers it is added."""
     from api.app import create_app
 
     configured = ["Who co-chairs the summit?", "What did the British government spokesperson say about the text?"]
-    with TestClient(create_app(own_assistant.settings.model_copy(update={"suggested_questions": configured}), own_assistant)) as client:
+    api_settings = own_api_settings.model_copy(update={"suggested_questions": configured})
+    with TestClient(create_app(own_assistant.settings, own_assistant, api_settings)) as client:
         assert [q["question"] for q in client.get("/api/suggestions").json()["questions"]] == configured[:1]
         assert upload(client, fixture("en-wire.html"), "en-wire.html").status_code == 201
         after = client.get("/api/suggestions").json()

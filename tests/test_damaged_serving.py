@@ -33,6 +33,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import ApiSettings
 from assistant.errors import DocumentError
 from assistant.index import FILES, current_build, load_index
 from assistant.service import Assistant
@@ -264,13 +265,13 @@ def served(tmp_path: Path, summit_assistant: Assistant) -> Iterator[dict[str, An
     a build can be made to fail; the TestClient reports 500s instead of raising."""
     docs = tmp_path / "documents"
     shutil.copytree(REPO / "documents", docs)
-    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", admin_token=TOKEN)
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index")
     from assistant.embedding import EncoderSet
 
     embedder = FlakyEmbedder(summit_assistant.embedder.primary)  # the primary encoder fails on demand
     encoders = EncoderSet([embedder, *summit_assistant.embedder.members[1:]])
     assistant = Assistant(settings, embedder=encoders).load()  # type: ignore[arg-type]
-    app = create_app(settings, assistant)
+    app = create_app(settings, assistant, ApiSettings(admin_token=TOKEN))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield {"client": client, "app": app, "settings": settings, "embedder": embedder, "docs": docs,
                "build_id": assistant.index.build_id}

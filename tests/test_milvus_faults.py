@@ -18,6 +18,7 @@ pytest.importorskip("milvus_lite")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
 from assistant import index as faiss_index  # noqa: E402
 from assistant import milvus_store as ms  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
@@ -60,9 +61,9 @@ def build_index(s, enc=None):
 class App:
     """A TestClient on the real app with a Milvus assistant (fake encoders), lifespan running."""
 
-    def __init__(self, s, enc=None):
+    def __init__(self, s, enc=None, api=None):
         self.assistant = Assistant(s, embedder=enc or encoders())
-        self.app = create_app(s, self.assistant)
+        self.app = create_app(s, self.assistant, api)
         self.client = TestClient(self.app)
 
     def __enter__(self):
@@ -172,9 +173,10 @@ def test_collections_of_another_model_are_detected(tmp_path, server):
 
 
 def test_admin_reload_updates_milvus_and_replicas_follow(tmp_path, server):
-    s = milvus_settings(tmp_path, server.uri, admin_token="secret")
+    s = milvus_settings(tmp_path, server.uri)
     build_index(s)
-    with App(s) as a, App(s) as b:
+    admin = ApiSettings(admin_token="secret")
+    with App(s, api=admin) as a, App(s, api=admin) as b:
         first = wait_for(a.ready)["build_id"]
         assert wait_for(b.ready)["build_id"] == first
         (tmp_path / "docs" / "talents.md").unlink()

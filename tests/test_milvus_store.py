@@ -365,13 +365,13 @@ def test_settings_change_is_detected_and_rebuilds_in_full(env):
     with pytest.raises(IndexMismatchError) as err:
         ms.open_store(conn, other, enc.ids)
     assert "chunking" in str(err.value) and "summit build" in str(err.value)
-    assert "chunking" in ms.status(conn, other, enc.ids)
+    assert "chunking" in ms.status(conn, other, enc.ids).reason
     with pytest.raises(IndexMismatchError):
         ms.open_store(conn, s, ["another-model", "fake-b-64"])
     summary = ms.build(conn, other, enc)
     assert summary["mode"] == "full" and summary["reused_documents"] == 0
-    assert ms.status(conn, other, enc.ids) is None
-    assert ms.status(conn, s, enc.ids) is not None
+    assert ms.status(conn, other, enc.ids).ok
+    assert not ms.status(conn, s, enc.ids).ok
 
 
 @pytest.mark.slow  # embedded Milvus (milvus-lite)
@@ -383,7 +383,7 @@ def test_missing_index_and_unreachable_milvus(tmp_path):
         with pytest.raises(IndexMissingError) as err:
             ms.open_store(conn, s)
         assert "summit build" in str(err.value)
-        assert ms.status(conn, s, ["x"]).startswith("no index")
+        assert ms.status(conn, s, ["x"]).reason.startswith("no index")
     finally:
         conn.close()
     down = ms.Connection(settings(tmp_path, docs, milvus_uri="http://127.0.0.1:9", milvus_timeout=2.0))

@@ -1,0 +1,1 @@
+"""The routes, one APIRouter per resource; ``api.app.create_app`` includes them."""
