@@ -52,13 +52,13 @@ class Assistant:
         status = index_status(self.settings, self.embedder.ids)
         if not status.ok and rebuild != "any" and not status.rebuildable:
             raise status.error()  # say what is wrong before spending seconds on the model
-        self.embedder.load(wait=not background_model)
         if not status.ok:
             if rebuild == "never" or (not status.rebuildable and rebuild != "any"):
                 raise status.error()
             log.warning("building the index: %s", status.reason)
-            self.build(progress=progress)
+            self.build(progress=progress)  # reads and checks the documents before any model loads
         else:
+            self.embedder.load(wait=not background_model)
             try:
                 self._install(load_index(self.settings.index_dir))
             except (IndexCorruptError, IndexMismatchError) as exc:
