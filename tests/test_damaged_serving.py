@@ -153,7 +153,7 @@ def shared_model(monkeypatch: pytest.MonkeyPatch, summit_assistant: Assistant) -
     """The app lifespan and the in-process CLI build their own Assistant, on the loaded model."""
     embedder = summit_assistant.embedder
     monkeypatch.setattr("api.app.Assistant", lambda settings: Assistant(settings, embedder=embedder))
-    monkeypatch.setattr("assistant.embedding.EncoderSet.from_settings", lambda settings: embedder)
+    monkeypatch.setattr("assistant.embedding.EncoderSet.from_settings", lambda settings, **options: embedder)
     return summit_assistant
 
 
