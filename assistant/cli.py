@@ -57,11 +57,12 @@ def progress_bar(enabled: bool = True):
         yield update
 
 
-def load_assistant(settings: Settings, *, rebuild: str = "stale", engines_only: bool = False):
-    """engines_only: never load the SentenceTransformer (Assistant); for one-shot questions."""
+def load_assistant(settings: Settings, *, rebuild: str = "stale", one_shot: bool = False):
+    """one_shot: one question, then exit: no SentenceTransformer (the bundled engines answer) and
+    no corpus-wide warm-up (Assistant's engines_only and warm_up)."""
     from .service import Assistant
 
-    assistant = Assistant(settings, engines_only=engines_only)
+    assistant = Assistant(settings, engines_only=one_shot, warm_up=not one_shot)
     with progress_bar() as update:
         assistant.load(rebuild=rebuild, progress=update)
     return assistant
@@ -265,8 +266,9 @@ def ask(
         k_, mode_ = settings.top_k if k is None else k, mode or settings.mode
         validate(question, history, k_, mode_)  # fail fast, before loading anything
         # One question, then exit: the bundled encoders' engines answer it (the very vectors
-        # of the SentenceTransformer), so torch is never imported (~2 s cold instead of ~12 s).
-        assistant = load_assistant(settings, engines_only=True)
+        # of the SentenceTransformer), so torch is never imported, and the per-sentence tables
+        # are computed for the sentences it retrieves only (~2 s cold instead of ~12 s).
+        assistant = load_assistant(settings, one_shot=True)
         answer = assistant.ask(question, history=history, k=k_, mode=mode_)
         if as_json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))

@@ -27,11 +27,14 @@ log = logging.getLogger("summit")
 class Assistant:
     """Cheap to construct; ``load()`` loads the model and the index (building it if needed)."""
 
-    def __init__(self, settings: Settings | None = None, embedder=None, *, engines_only: bool = False):
+    def __init__(self, settings: Settings | None = None, embedder=None, *, engines_only: bool = False, warm_up: bool = True):
         self.settings = (settings or Settings()).check()
         # ``embedder``: an EncoderSet, or one embedder (tests); default: the configured encoders.
         # engines_only: the bundled encoders answer through their engines and the
         # SentenceTransformer is never loaded (same vectors; a cold CLI question in ~2 s, not ~12).
+        # warm_up=False: per-sentence tables are filled on demand instead of for the whole corpus
+        # when an index is installed (same answers; what a one-shot question wants).
+        self.warm_up = warm_up
         self.embedder = EncoderSet.of(embedder) if embedder is not None else EncoderSet.from_settings(
             self.settings, sentence_transformer=not engines_only)
         self.index: LoadedIndex | None = None
@@ -94,11 +97,12 @@ class Assistant:
 
     def _install(self, index: LoadedIndex) -> None:
         retriever = Retriever(index, self.embedder)
-        retriever.warm_up()
         from .scoring import load_weights
 
         answerer = Answerer(retriever, load_weights(self.settings.weights_file), min_confidence=self.settings.min_confidence)
-        answerer.warm_up()
+        if self.warm_up:
+            retriever.warm_up()
+            answerer.warm_up()
         with self._swap_lock:  # readers take the three together
             self.index, self.retriever, self.answerer = index, retriever, answerer
 

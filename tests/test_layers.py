@@ -77,3 +77,19 @@ def test_a_one_shot_question_never_imports_torch(summit_settings, summit_assista
     assert answer["found"] and "Modi" in answer["answer"]
     assert "torch" not in loaded and "sentence_transformers" not in loaded
     assert loaded.isdisjoint(UPPER), sorted(loaded & set(UPPER))
+
+
+@pytest.mark.integration
+def test_a_one_shot_assistant_answers_exactly_like_a_warmed_up_one(summit_settings, summit_assistant):
+    """warm_up=False (what `summit ask` uses) only defers the per-sentence tables."""
+    from assistant.service import Assistant
+
+    cold = Assistant(summit_settings, embedder=summit_assistant.embedder, warm_up=False).load(rebuild="never")
+    asked = [("Qui co-préside le sommet ?", []), ("Who co-chairs the summit?", []),
+             ("Où se réuniront les chefs d'État ?", []), ("Et quand ?", ["Où se réuniront les chefs d'État ?"]),
+             ("Quelle est la recette de la tartiflette ?", [])]
+    for question, history in asked:
+        a = cold.ask(question, history=history).to_dict()
+        b = summit_assistant.ask(question, history=history).to_dict()
+        a.pop("took_ms"), b.pop("took_ms")
+        assert a == b, question
