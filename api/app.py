@@ -94,9 +94,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     state.reload_lock = threading.Lock()
     state.suggestions = Suggestions(api_settings.suggested_questions)
     state.feedback = FeedbackStore(Path(api_settings.feedback_file)) if api_settings.feedback_file.strip() else None
-    # One request at a time inside the library. Its shared objects are locked (the Snowball
-    # stemmers in text.py, the LRU caches in cache.py), but its thread pools are pinned to
-    # `threads` cores: parallel calls would only compete for them. Builds and reloads hold it too.
+    # One request at a time inside the library: its stemmers (text.py) and caches (cache.py) are
+    # locked, but the per-sentence tables it fills lazily are not, and its thread pools are pinned
+    # to `threads` cores, so parallel calls would only compete for them. Builds and reloads hold it.
     state.core = threading.Lock()
     add_middleware(app, settings, api_settings)
     add_error_handlers(app)

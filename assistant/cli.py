@@ -1,7 +1,8 @@
 """The `summit` command: a thin shell over the library.
 
 Every command takes --documents and --index (env SUMMIT_DOCUMENTS_DIR, SUMMIT_INDEX_DIR) and
-builds the index first when it is missing or stale. Errors print one line and exit non-zero.
+builds the index first when it is missing or stale (export-beir only reads the articles). Errors
+print one line and exit non-zero.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ def make_settings(documents: Optional[Path], index: Optional[Path], model: Optio
     try:
         return Settings(**overrides).check()
     except ValueError as exc:
-        raise SummitError(f"invalid settings: {exc}".splitlines()[0]) from None
+        raise settings_error(exc) from None
+
+
+def settings_error(exc: ValueError) -> SummitError:
+    """A settings problem as one line naming the variable (pydantic's own message is a table)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [f"SUMMIT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in errors()]
+        return SummitError("invalid settings: " + "; ".join(parts))
+    return SummitError(f"invalid settings: {exc}".splitlines()[0])
 
 
 @contextmanager
@@ -103,16 +113,17 @@ def build(
             print(json.dumps(summary, ensure_ascii=False, indent=2))
             return
         if not summary["built"]:
-            out.print(f"index is up to date ({summary['build_id']}) — nothing to do")
+            out.print(f"index is up to date ({summary['build_id']}) — nothing to do", markup=False)
             return
         out.print(
             f"built index {summary['build_id']}: {summary['documents']} documents, {summary['chunks']} chunks, "
             f"{summary['sentences']} sentences ({summary['index_type']}) in {summary['seconds']:.2f}s"
             + (f", {summary['reused_documents']} unchanged documents reused" if summary["reused_documents"] else "")
             + (f" [milvus {summary['mode']}: +{len(summary.get('added', []))} ~{len(summary.get('changed', []))} "
-               f"-{len(summary.get('removed', []))} documents]" if summary.get("mode") == "update" else "")
+               f"-{len(summary.get('removed', []))} documents]" if summary.get("mode") == "update" else ""),
+            markup=False,
         )
-        out.print(f"reason: {summary['reason']}", highlight=False)
+        out.print(f"reason: {summary['reason']}", highlight=False, markup=False)
         for line in summary["skipped"]:
             err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
@@ -171,12 +182,12 @@ def add(
             for doc in result["added"]:
                 when = f", {doc['published']}" if doc["published"] else ""
                 out.print(f"added {doc['doc_id']}: {doc['title']} — {doc['source']}{when} "
-                          f"({doc['format']}, {doc['characters']:,} characters, {doc['chunks']} passages)", highlight=False, soft_wrap=True)
+                          f"({doc['format']}, {doc['characters']:,} characters, {doc['chunks']} passages)", highlight=False, soft_wrap=True, markup=False)
                 for note in doc["notes"]:
                     err.print(f"[yellow]note:[/yellow] {doc['doc_id']}: {escape(note)}", highlight=False)
             build = result["build"]
             out.print(f"index {build['build_id']}: {build.get('documents', '?')} documents; "
-                      f"embedded {build.get('embedded_texts', 0)} new texts", highlight=False, soft_wrap=True)
+                      f"embedded {build.get('embedded_texts', 0)} new texts", highlight=False, soft_wrap=True, markup=False)
         for line in result["skipped"]:
             err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
@@ -201,7 +212,7 @@ def remove(
             ingest.check_id(doc_id, "document id")
         for doc_id in doc_ids:
             result = ingest.delete_document(assistant, doc_id)
-            out.print(f"removed {doc_id} ({', '.join(result['files'])}); index {result['build']['build_id']}", highlight=False)
+            out.print(f"removed {doc_id} ({', '.join(result['files'])}); index {result['build']['build_id']}", highlight=False, markup=False)
 
     run(go)
 
@@ -227,7 +238,7 @@ def reextract(
             err.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
         out.print(f"re-extracted {len(result['changed'])} document(s)" + (f": {', '.join(result['changed'])}" if result["changed"] else "")
                   + f"; {len(result['unchanged'])} unchanged"
-                  + (f"; index {result['build']['build_id']}" if result["build"] else ""), highlight=False, soft_wrap=True)
+                  + (f"; index {result['build']['build_id']}" if result["build"] else ""), highlight=False, soft_wrap=True, markup=False)
 
     run(go)
 
@@ -312,13 +323,18 @@ def serve(
 
     def go():
         from api.server import run_server
+        from api.settings import ApiSettings
 
         settings = make_settings(documents, index, model, store=store)
+        try:
+            api_settings = ApiSettings()  # the server's own (SUMMIT_CORS_ORIGINS, SUMMIT_MAX_BODY_BYTES, ...)
+        except ValueError as exc:
+            raise settings_error(exc) from None
         if settings.store == "milvus":
             from .milvus_store import Connection
 
             Connection(settings).close()  # a bad URI is a one-line error here; an unreachable server is not (see /api/health)
-        run_server(settings, host=host, port=port)
+        run_server(settings, api_settings, host=host, port=port)
 
     run(go)
 
@@ -330,7 +346,7 @@ def _write_output(path: Path, write) -> None:
         write(path)
     except OSError as exc:
         raise SummitError(f"cannot write {path}: {exc.strerror or exc}") from None
-    err.print(f"wrote {path}", highlight=False)
+    err.print(f"wrote {path}", highlight=False, markup=False)
 
 
 EVAL_CORPUS = Path("eval/corpus")
@@ -382,8 +398,10 @@ def eval(  # noqa: A001 - the command is `summit eval`
         modes = ev.parse_modes(mode)
         if plot is not None:  # before the model and the questions, not after
             reporting.require_matplotlib()
-        if not 1 <= k <= 20:
-            raise InvalidInputError(f"k must be an integer from 1 to 20, got {k}")
+        from .requests import MAX_K
+
+        if not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k}")
         sets: dict[str, list] = {}
         use_corpus = corpus
         index_dir = index
@@ -460,7 +478,7 @@ def _export_feedback(path: Path) -> None:
         print(line)
     bad = f"; {len(summary['bad_lines'])} unreadable line(s) skipped: {summary['bad_lines'][:10]}" if summary["bad_lines"] else ""
     err.print(f"{summary['questions']} questions from {summary['votes']} votes, {summary['to_review']} marked \"review\": true "
-              f"(fill their answers/evidence before using the file){bad}", highlight=False)
+              f"(fill their answers/evidence before using the file){bad}", highlight=False, markup=False)
 
 
 @app.command("fit")
@@ -512,11 +530,11 @@ def fit(
                 texts = [assistant.index.document(d["doc_id"])["text"] for d in assistant.index.document_list()]
                 keep = qs if docs is None else [q for q in qs if q.doc is None or q.doc in docs]
                 runs.append((assistant, fitting.for_corpus(keep, texts)))
-                err.print(f"{name}: {assistant.index.counts()['documents']} articles, {len(runs[-1][1])} dev questions", highlight=False)
+                err.print(f"{name}: {assistant.index.counts()['documents']} articles, {len(runs[-1][1])} dev questions", highlight=False, markup=False)
             weights, summary = fitting.fit(runs, max_false_rate=max_false_rate, progress=update)
         path = save_weights(weights, out_file or WEIGHTS_FILE)
         out.print(json.dumps(summary, indent=1), highlight=False)
-        out.print(f"wrote {path}", highlight=False)
+        out.print(f"wrote {path}", highlight=False, markup=False)
 
     run(go)
 
@@ -549,7 +567,7 @@ def export_beir(
             highlight=False,
         )
         if skipped["no_relevant_chunk"]:
-            err.print(f"[yellow]no chunk holds the evidence of:[/yellow] {', '.join(skipped['no_relevant_chunk'])}", highlight=False)
+            err.print(f"[yellow]no chunk holds the evidence of:[/yellow] {escape(', '.join(skipped['no_relevant_chunk']))}", highlight=False)
 
     run(go)
 
@@ -593,7 +611,7 @@ def bench(
         use_corpus = Path(corpus) if corpus.strip() else None
         settings = _eval_settings(documents, index if index is not None else (EVAL_INDEX if use_corpus else None), model, use_corpus)
         t0 = _time.perf_counter()
-        result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False))
+        result = benchmod.run_bench(settings, cfg, log=lambda msg: err.print(f"[dim]{_time.perf_counter() - t0:7.1f}s[/dim] {escape(msg)}", highlight=False))
         out.print(benchmod.summary_table(result))
         if json_out is not None:
             _write_output(json_out, lambda p: p.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"))

@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 from . import conversation
 from .answering import Answer, Answerer, Citation
@@ -78,7 +77,7 @@ class Assistant:
 
             return milvus_store.build_into(self, force=force, skip_invalid=skip_invalid, progress=progress)
         # No model load here: build_index reads and checks the documents first (a bad file is
-        # reported at once), and the encoders load when there is something to embed.
+        # reported at once), then loads the encoders.
         with build_lock(self.settings.index_dir):
             status = index_status(self.settings, self.embedder.ids)
             reason = None if status.ok else status.reason

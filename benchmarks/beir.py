@@ -23,13 +23,13 @@ import yaml
 
 from assistant import text as textmod
 from assistant.chunking import chunk_document
-from assistant.documents import load_documents
 from assistant.errors import InvalidInputError
 from assistant.evaluation import RANK_DEPTH, Question, mean_metrics, norm, ranking_metrics
+from assistant.requests import MAX_QUESTION_CHARS
 from assistant.settings import Settings
 
 BEIR_METRICS = (f"ndcg@{RANK_DEPTH}", f"recall@{RANK_DEPTH}", f"mrr@{RANK_DEPTH}")
-MAX_QUERY_CHARS = 1000  # service.MAX_QUESTION_CHARS; longer queries are cut, not refused
+MAX_QUERY_CHARS = MAX_QUESTION_CHARS  # longer queries are cut, not refused
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The table cache (assistant/tablecache.py) of a test run is its own, not the user's ~/.cache;
+# the CLI and server processes the tests start inherit it.
+if "SUMMIT_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+
+    os.environ["SUMMIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="summit-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SUMMIT_CACHE_DIR"], ignore_errors=True)
 
 
 # ================================================================================================

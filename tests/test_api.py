@@ -555,3 +555,18 @@ def test_unexpected_error_is_json_500_without_trace(summit_assistant: Assistant,
         assert "secret" not in r.text and "Traceback" not in r.text
         assert r.headers["x-content-type-options"] == "nosniff"
         assert app.state.internal_errors == 1
+
+
+def test_k_and_mode_default_to_the_servers_settings(summit_settings: Settings, summit_assistant: Assistant,
+                                                    summit_api_settings: ApiSettings) -> None:
+    """SUMMIT_TOP_K / SUMMIT_MODE are the API's defaults when a request omits k or mode."""
+    settings = summit_settings.model_copy(update={"top_k": 2, "mode": "lexical"})
+    assistant = Assistant(settings, embedder=summit_assistant.embedder, warm_up=False).load(rebuild="never")
+    with TestClient(create_app(settings, assistant, summit_api_settings)) as client:
+        answer = client.post("/api/ask", json={"question": CO_CHAIR_FR}).json()
+        assert answer["found"] and len(answer["citations"]) == 2
+        assert len(client.post("/api/ask", json={"question": CO_CHAIR_FR, "k": 4}).json()["citations"]) == 4
+        results = client.get("/api/search", params={"q": "co-présidence du sommet"}).json()["results"]
+        assert len(results) == 2
+        lexical = assistant.search("co-présidence du sommet", k=2, mode="lexical")
+        assert [r["chunk_id"] for r in results] == [c.chunk_id for c in lexical]

@@ -21,14 +21,9 @@ DOCS = [REPO / "README.md", REPO / "eval" / "README.md", *sorted((REPO / "docs")
 
 
 def _settings_fields() -> set[str]:
-    fields = set(Settings.model_fields)
-    try:
-        from api.settings import ApiSettings
-    except ImportError:
-        pass
-    else:
-        fields |= set(ApiSettings.model_fields)
-    return fields
+    from api.settings import ApiSettings
+
+    return set(Settings.model_fields) | set(ApiSettings.model_fields)
 
 
 def _env_lookups() -> set[str]:
