@@ -1006,6 +1006,20 @@ def flat_curve(pool: np.ndarray, queries: np.ndarray, sizes: Sequence[int], k: i
     return rows
 
 
+def scale_pool(cfg: BenchConfig, sentences: Sequence[str], embedder, model: str, log: Log, label: str):
+    """The scale curves' shared start (FAISS here, Milvus in milvus_bench): the sentence units,
+    the sizes in order, and the pool of recombined passages embedded with the real model.
+    Returns (units, sizes, pool_n, pool vectors, seconds spent embedding)."""
+    rng = random.Random(cfg.seed)
+    units = text_units(sentences)
+    sizes = sorted(cfg.scale_sizes)
+    pool_n = min(cfg.scale_pool, max(sizes))
+    passages = synthetic_passages(units, pool_n, rng)
+    log(f"{label}: embedding a pool of {pool_n} recombined passages with the real model ({cfg.scale_workers} process(es))")
+    pool, pool_s = embed_pool(passages, embedder, model, cfg.scale_workers)
+    return units, sizes, pool_n, pool, pool_s
+
+
 def bench_scale(cfg: BenchConfig, sentences: Sequence[str], questions: list[dict], embedder, model: str, log: Log) -> dict[str, Any]:
     import faiss
 
@@ -1013,13 +1027,7 @@ def bench_scale(cfg: BenchConfig, sentences: Sequence[str], questions: list[dict
     from assistant.settings import Settings
 
     faiss.omp_set_num_threads(1)  # queries as the server runs them: one thread
-    rng = random.Random(cfg.seed)
-    units = text_units(sentences)
-    sizes = sorted(cfg.scale_sizes)
-    pool_n = min(cfg.scale_pool, max(sizes))
-    passages = synthetic_passages(units, pool_n, rng)
-    log(f"scale: embedding a pool of {pool_n} recombined passages with the real model ({cfg.scale_workers} process(es))")
-    pool, pool_s = embed_pool(passages, embedder, model, cfg.scale_workers)
+    units, sizes, pool_n, pool, pool_s = scale_pool(cfg, sentences, embedder, model, log, "scale")
     queries = embedder.encode([q["question"] for q in questions])
     k = 10
     settings = Settings()

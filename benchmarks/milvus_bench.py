@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmarks.bench import latency_summary, rate, recall_at_k, synthetic_passages, synthetic_vectors, text_units
+from benchmarks.bench import latency_summary, rate, recall_at_k, synthetic_passages, synthetic_vectors
 from benchmarks.servers import LiteServer
 
 Log = Callable[[str], None]
@@ -268,15 +268,9 @@ def _scale_one(n: int, pool: np.ndarray, units: list[str], queries: np.ndarray, 
 
 
 def bench_scale(cfg, sentences: Sequence[str], questions: list[dict], encoder, model: str, log: Log) -> dict[str, Any]:
-    from benchmarks.bench import embed_pool
+    from benchmarks.bench import scale_pool
 
-    rng = random.Random(cfg.seed)
-    units = text_units(sentences)
-    sizes = sorted(cfg.scale_sizes)
-    pool_n = min(cfg.scale_pool, max(sizes))
-    passages = synthetic_passages(units, pool_n, rng)
-    log(f"milvus scale: embedding a pool of {pool_n} recombined passages with the real model")
-    pool, pool_s = embed_pool(passages, encoder, model, cfg.scale_workers)
+    units, sizes, pool_n, pool, pool_s = scale_pool(cfg, sentences, encoder, model, log, "milvus scale")
     query_texts = [q["question"] for q in questions]
     queries = np.ascontiguousarray(encoder.encode(query_texts, query=True), dtype=np.float32)
     out: dict[str, Any] = {

@@ -272,6 +272,9 @@ def test_summit_bench_quick_writes_every_section(tmp_path):
         assert r["latency_ms"]["p50"] > 0
     assert result["startup"]["no_index"]["ready_s"] > 0 and result["startup"]["existing_index"]["median_s"] > 0
     assert result["startup"]["importtime"]["top"]
+    cli = result["startup"]["cli_ask"]  # a cold `summit ask` on the index the servers used
+    assert len(cli["runs_s"]) >= 3 and cli["median_s"] > 0 and cli["first_run_s"] > 0 and cli["no_table_cache_s"] > 0
+    assert "cli_ask_cold_s" in result["targets"]
     assert result["build"]["seed_corpus"]["chunks"] > 0 and result["build"]["seed_corpus"]["peak_rss_mb"] > 0
     sizes = result["scale"]["sizes"]
     assert [s["n"] for s in sizes] == sorted(result["config"]["scale_sizes"])

@@ -86,3 +86,39 @@ def test_summit_ask_takes_k_and_mode_from_the_settings(monkeypatch, tmp_path):
     assert result.exit_code == 1 and seen == {"k": 2, "mode": "lexical"}
     result = CliRunner().invoke(cli.app, ["ask", "Qui ?", "--k", "4", "--mode", "dense", "--documents", str(tmp_path)])
     assert seen == {"k": 4, "mode": "dense"}
+
+
+def test_a_build_reads_the_documents_before_any_model_loads(tmp_path):
+    """A bad document fails the build at once: the encoders are not even loaded."""
+    from assistant.errors import DocumentError
+    from assistant.service import Assistant
+    from assistant.settings import Settings
+
+    from .fakes import FakeEmbedder, write_corpus
+
+    class Refusing(FakeEmbedder):
+        def load(self, *, wait: bool = True):
+            raise AssertionError("the model was loaded before the documents were checked")
+
+    write_corpus(tmp_path / "docs", {"ok.md": "---\ntitle: T\nsource: S\n---\nUne phrase.\n", "bad.md": "pas de front matter"})
+    assistant = Assistant(Settings(documents_dir=tmp_path / "docs", index_dir=tmp_path / "index", annotate=False),
+                          embedder=Refusing())
+    with pytest.raises(DocumentError, match="bad.md"):
+        assistant.build()
+    with pytest.raises(DocumentError, match="bad.md"):
+        assistant.load()
+    assert not (tmp_path / "index" / "current").exists()
+
+
+def test_serve_refuses_a_bad_server_setting_in_one_line(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import api.server
+    from assistant import cli
+
+    monkeypatch.setattr(api.server, "run_server", lambda *a, **k: pytest.fail("the server started"))
+    monkeypatch.setenv("SUMMIT_MAX_BODY_BYTES", "10")
+    result = CliRunner().invoke(cli.app, ["serve", "--documents", str(tmp_path), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid settings: SUMMIT_MAX_BODY_BYTES"), result.output
