@@ -487,6 +487,7 @@ def fit(
     corpus: Path = typer.Option(EVAL_CORPUS, "--corpus", help="Test texts indexed next to documents/ for fitting."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
     max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
+    cv: bool = typer.Option(False, "--cv", help="Only cross-validate: leave each dev article out in turn, fit on the others, print held-out figures; write no weights."),
     documents: Optional[Path] = DocumentsOpt,
     index: Optional[Path] = IndexOpt,
     model: Optional[str] = ModelOpt,
@@ -495,7 +496,11 @@ def fit(
 
     The dev questions are asked against three corpora, so that the models hold however many
     articles, in whichever languages, are indexed: documents/ alone (the seed questions),
-    documents/ with every test text, and documents/ with the French test texts only."""
+    documents/ with every test text, and documents/ with the French test texts only.
+
+    With --cv nothing is written: each dev article is held out in turn, both models are fitted
+    on the other articles' questions, and the held-out figures are printed (judge a change with
+    these before refitting; the test split stays unread)."""
 
     def go():
         import shutil
@@ -531,7 +536,13 @@ def fit(
                 keep = qs if docs is None else [q for q in qs if q.doc is None or q.doc in docs]
                 runs.append((assistant, fitting.for_corpus(keep, texts)))
                 err.print(f"{name}: {assistant.index.counts()['documents']} articles, {len(runs[-1][1])} dev questions", highlight=False, markup=False)
-            weights, summary = fitting.fit(runs, max_false_rate=max_false_rate, progress=update)
+            if cv:
+                report = fitting.cross_validate(runs, max_false_rate=max_false_rate, progress=update)
+            else:
+                weights, summary = fitting.fit(runs, max_false_rate=max_false_rate, progress=update)
+        if cv:
+            out.print(json.dumps(report, indent=1), highlight=False, markup=False)
+            return
         path = save_weights(weights, out_file or WEIGHTS_FILE)
         out.print(json.dumps(summary, indent=1), highlight=False)
         out.print(f"wrote {path}", highlight=False, markup=False)

@@ -235,3 +235,96 @@ def fit(runs, questions: list[ev.Question] | None = None, *, mode: str = "hybrid
         "dev_abstention_precision": round(float((abstained & (ya == 0)).sum() / max(1, abstained.sum())), 4),
     }
     return weights, report
+
+
+# ---- leave-one-article-out cross-validation (``summit fit --cv``) -------------------------------
+# How well would the models, fitted as above, do on an article they were not fitted on? Each
+# dev article in turn is held out: both models are fitted on the others' questions and judged
+# on its own. This is how a feature or a setting should be judged before it goes in (and the
+# test split stays unread).
+
+
+def article_of(q: ev.Question) -> str:
+    """The fold a question belongs to: its article, or documents/ for the seed questions."""
+    return q.doc or "documents/"
+
+
+def cv_sentences(X: np.ndarray, y: np.ndarray, groups: np.ndarray, articles: np.ndarray,
+                 questions_by_article: dict[str, int], *, C: float = 0.5) -> dict:
+    """Held-out top-1 / top-3 of the sentence scorer, one fold per article. ``groups`` gives
+    each row's question; ``questions_by_article`` counts every answerable question of an article,
+    including those whose evidence retrieval missed (they count as misses)."""
+    top1 = top3 = 0
+    folds = {}
+    for art in sorted(questions_by_article):
+        train = articles != art
+        f1 = f3 = 0
+        if train.any() and y[train].any() and not y[train].all():
+            model = _fit_logistic(X[train], y[train], tuple(f"f{i}" for i in range(X.shape[1])), C=C, balanced=False)
+            for g in np.unique(groups[~train]):
+                rows = np.flatnonzero(groups == g)
+                order = rows[np.argsort(-model.logit(X[rows]), kind="stable")]
+                f1 += int(y[order[0]] == 1)
+                f3 += int(y[order[:3]].any())
+        n = questions_by_article[art]
+        folds[art] = {"questions": n, "top1": round(f1 / n, 4) if n else None}
+        top1 += f1
+        top3 += f3
+    total = sum(questions_by_article.values())
+    return {"questions": total, "top1": round(top1 / total, 4) if total else None,
+            "top3": round(top3 / total, 4) if total else None, "folds": folds}
+
+
+def cv_abstention(X: np.ndarray, answerable: np.ndarray, articles: np.ndarray, kinds: list[str], *,
+                  max_false_rate: float = MAX_FALSE_ABSTENTION_RATE, C: float = ABSTAIN_C) -> dict:
+    """Held-out abstention, one fold per article: each question's confidence comes from a model
+    fitted without its article; one threshold over them all keeps the false abstentions within
+    budget. Recall by kind of unanswerable question, precision, and the ranking quality (AUC)."""
+    p = np.full(len(answerable), np.nan)
+    for art in np.unique(articles):
+        train = articles != art
+        if len(np.unique(answerable[train])) < 2:
+            continue
+        model = _fit_logistic(X[train], answerable[train], tuple(f"f{i}" for i in range(X.shape[1])), C=C, balanced=True)
+        p[~train] = model.proba(X[~train])
+    ok = ~np.isnan(p)
+    p, y, kinds_arr = p[ok], answerable[ok], np.array(kinds, dtype=object)[ok]
+    t = choose_threshold(p, y, max_false_rate)
+    refused = p < t
+    out = {"questions": int(len(y)), "false_abstentions": int((refused & (y == 1)).sum()),
+           "precision": round(float((refused & (y == 0)).sum() / refused.sum()), 4) if refused.any() else None}
+    for kind in ("near_miss", "off_topic"):
+        sel = kinds_arr == kind
+        out[f"{kind}_recall"] = round(float((refused & sel).sum() / sel.sum()), 4) if sel.any() else None
+    if 0 < y.sum() < len(y):
+        from sklearn.metrics import roc_auc_score
+
+        out["auc"] = round(float(roc_auc_score(y, p)), 4)
+    return out
+
+
+def cross_validate(runs, *, mode: str = "hybrid", C: float = 0.5, max_false_rate: float = MAX_FALSE_ABSTENTION_RATE,
+                   progress=None) -> dict:
+    """Leave-one-article-out figures for the dev split, with the features as the installed
+    weights produce them (follow-up context depends on earlier answers). Writes nothing."""
+    traces: list[Trace] = []
+    total = sum(len(qs) for _, qs in runs)
+    for assistant, qs in runs:
+        assistant._answers = type(assistant._answers)(0)
+        for q in qs:
+            traces.append(trace(assistant, q, mode))
+            if progress:
+                progress("cross-validation", len(traces), total)
+    X, y, g = sentence_rows(traces)
+    arts = np.array([article_of(traces[i].question) for i in g], dtype=object) if len(g) else np.array([], dtype=object)
+    per_article: dict[str, int] = {}
+    for t in traces:
+        if t.question.answerable and t.question.evidence:
+            per_article[article_of(t.question)] = per_article.get(article_of(t.question), 0) + 1
+    sentences = cv_sentences(X, y, g, arts, per_article, C=C) if len(y) else {"questions": 0}
+    scored = [t for t in traces if t.scored]
+    Xa, ya = abstain_rows(scored)
+    kinds = [t.question.kind or ("answerable" if t.question.answerable else "near_miss") for t in scored]
+    abst = cv_abstention(Xa, ya, np.array([article_of(t.question) for t in scored], dtype=object), kinds,
+                         max_false_rate=max_false_rate) if len(ya) else {"questions": 0}
+    return {"folds": len(per_article), "sentence": sentences, "abstention": abst}
