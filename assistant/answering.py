@@ -29,7 +29,8 @@ _CAUSAL = re.compile(r"\b(?:car|parce qu|parce que|puisque|afin d|afin que|pour 
                      r"because|since|so that|in order to|due to|owing to|as a result|to\s+\w+)\b", re.I)
 # What a single-signal mode does not compute (see Answerer._neutral).
 _DENSE_FEATURES = frozenset({"cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1", "sent_rank",
-                             "domain0", "domain1"})
+                             "domain0", "domain1", "latent", "latent_rel"})
+_LATENT_FEATURES = frozenset({"latent", "latent_rel"})
 _LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
                                "ent_doc", "ent_min", "key_min", "unmatched"})
 CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
@@ -253,6 +254,10 @@ class Answerer:
         asked = query.qtype.answer_type
         typed = asked not in (None, "yesno")
         why = query.qtype.wh == "why"
+        # Latent terms (e5's sparse head): None when the index or the question has none; the
+        # features then take the value the model was fitted around (they count for nothing).
+        latent_of = getattr(store, "latent_scores", None)
+        latent = latent_of(sids, query.latent) if (latent_of is not None and mode != "lexical") else None
         doc_best = {}
         for sid in sids:
             d = store.sentence(sid).doc_id
@@ -306,6 +311,7 @@ class Answerer:
                 "sent_rank": 1.0 / (1 + retrieved.sentence_ranks[sid]) if sid in retrieved.sentence_ranks else 0.0,
                 "anaphor": 1.0 if rec.anaphor else 0.0,
                 "source": 1.0 if rec.doc_id in query.sources else 0.0,
+                "latent": float(latent[j]) if latent is not None else 0.0,
             }
             same_doc = query.previous_doc is not None and rec.doc_id == query.previous_doc
             f["prev_doc"] = 1.0 if same_doc else 0.0
@@ -325,14 +331,18 @@ class Answerer:
             rows.append((sid, best_chunk, rec.doc_id, f, choice))
         top_cos = [max(r[3]["cos0"] for r in rows), max(r[3]["cos1"] for r in rows)]
         top_cov = max(r[3]["cov"] for r in rows)
+        top_latent = max(r[3]["latent"] for r in rows)
         out = []
         for sid, chunk, doc_id, f, choice in rows:
             f["cos0_rel"] = f["cos0"] - top_cos[0]
             f["cos1_rel"] = f["cos1"] - top_cos[1]
             f["cov_rel"] = f["cov"] - top_cov
+            f["latent_rel"] = f["latent"] - top_latent
             x = np.array([f[k] for k in SENTENCE_FEATURES], dtype=float)
             if mode != "hybrid":
                 x = self._neutral(x, mode, self.weights.sentence)
+            if latent is None:
+                x = self._neutral_features(x, _LATENT_FEATURES, self.weights.sentence)
             out.append(ScoredSentence(sid, chunk, doc_id, f, x, choice))
         X = np.stack([s.x for s in out])
         logits = self.weights.sentence.logit(X)
@@ -387,6 +397,15 @@ class Answerer:
         first when there is one encoder)."""
         vals = [float(query.own_vectors[e] @ self.retriever.centroid(e)) for e in range(min(2, self.store.n_encoders))]
         return (vals[0], vals[-1])
+
+    @staticmethod
+    def _neutral_features(x: np.ndarray, names, model) -> np.ndarray:
+        """These features are missing: they take the value the model was fitted around."""
+        x = x.copy()
+        for i, name in enumerate(model.features):
+            if name in names:
+                x[i] = model.mean[i]
+        return x
 
     @staticmethod
     def _neutral(x: np.ndarray, mode: str, model) -> np.ndarray:

@@ -425,7 +425,8 @@ def eval(  # noqa: A001 - the command is `summit eval`
         meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "modes": ", ".join(modes)}
         embedder = None
         if sets:
-            assistant = load_assistant(settings)
+            # eval/out/index is the evaluation's own: rebuilt when damaged or built with other settings
+            assistant = load_assistant(settings, rebuild="any" if index is None and not questions else "stale")
             embedder = assistant.embedder
             meta.update({"k": k, "model": assistant.embedder.id, "index build": assistant.index.build_id,
                          "documents": ", ".join(str(d) for d in [settings.documents_dir, *settings.extra_documents_dirs])})
@@ -531,7 +532,7 @@ def fit(
         runs = []
         with progress_bar() as update:
             for name, settings, docs in variants:
-                assistant = Assistant(settings, embedder=encoders).load(progress=update)
+                assistant = Assistant(settings, embedder=encoders).load(rebuild="any", progress=update)  # fit's own indexes
                 texts = [assistant.index.document(d["doc_id"])["text"] for d in assistant.index.document_list()]
                 keep = qs if docs is None else [q for q in qs if q.doc is None or q.doc in docs]
                 runs.append((assistant, fitting.for_corpus(keep, texts)))

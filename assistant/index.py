@@ -90,7 +90,20 @@ def settings_fingerprint(settings: Settings, encoder_ids: list[str] | str) -> di
         },
         "cleaning": hashlib.sha256("\n".join(settings.boilerplate_patterns).encode()).hexdigest()[:16],
         "index_type_setting": settings.index_type,
+        "latent_terms": latent_terms_setting(settings, ids),
     }
+
+
+def latent_terms_setting(settings: Settings, encoder_ids: list[str]) -> dict | None:
+    """Which encoder codes the sentences' latent terms, and how many per text; None for none."""
+    from .embedding import E5_MODEL, LATENT_TOP_K
+
+    if not settings.latent_terms:
+        return None
+    for i, eid in enumerate(encoder_ids):
+        if eid.split("@")[0] == E5_MODEL:
+            return {"encoder": i, "top_k": LATENT_TOP_K}
+    return None
 
 
 @dataclass
@@ -132,6 +145,7 @@ class LoadedIndex:
     vocab_terms: list[int]  # term id of each vocab word
     vocab_vectors: np.ndarray  # float32, normalised (primary encoder)
     role_table: dict = field(default_factory=dict)  # term -> {"PER": n, "ORG": n, "LOC": n} (role_types)
+    latent: sparse.csr_matrix | None = None  # sentences x latent terms (codes), when built with them
     kind: str = "faiss"
     _copies: dict = field(default_factory=dict, repr=False)
     _terms: list[str] | None = field(default=None, repr=False)
@@ -187,6 +201,17 @@ class LoadedIndex:
         if sid + 1 < len(self.sentences) and self.sentences[sid + 1].doc_id == self.sentences[sid].doc_id:
             return sid + 1
         return None
+
+    def latent_code(self, sid: int) -> tuple[np.ndarray, np.ndarray]:
+        row = self.latent[sid]
+        return row.indices.astype(np.int32), row.data.astype(np.float32)
+
+    def latent_scores(self, sids, code: np.ndarray | None) -> np.ndarray | None:
+        """Cosine of each sentence's latent terms with ``code`` (a dense query code), or None
+        when this build has none."""
+        if self.latent is None or code is None or code.shape[0] != self.latent.shape[1]:
+            return None
+        return np.asarray(self.latent[list(sids)] @ code, dtype=np.float64).ravel()
 
     def ids(self, level: str) -> range:
         return range(len(self.sentences) if level == "sentence" else len(self.chunks))
@@ -383,6 +408,7 @@ class _Reusable:
     chunk_vectors: list[np.ndarray]  # per encoder
     sentence_vectors: list[np.ndarray]
     notes: list[SentenceNotes]
+    latent: list | None = None  # the sentences' latent-term codes, when the build had them
 
 
 def _previous_build(settings: Settings, fingerprint: dict) -> tuple[dict[str, _Reusable], dict[str, np.ndarray]]:
@@ -408,6 +434,7 @@ def _previous_build(settings: Settings, fingerprint: dict) -> tuple[dict[str, _R
         out[meta["sha256"]] = _Reusable(
             [v[cr] for v in chunk_vecs], [v[sr] for v in sent_vecs],
             [SentenceNotes(old.sentences[r].entities, old.sentences[r].anaphor) for r in sr],
+            [old.latent_code(r) for r in sr] if old.latent is not None else None,
         )
     words = {w: old.vocab_vectors[i] for i, w in enumerate(old.vocab)}
     return out, words
@@ -487,9 +514,10 @@ def _segment(settings: Settings, documents: list[Document]) -> _Segmented:
     return out
 
 
-def _reuse_previous(seg: _Segmented, previous: dict, encoders: EncoderSet, chunk_vecs, sent_vecs):
-    """Copy vectors and notes of unchanged documents from the previous build; return what is
-    left to embed ((kind, row, text)), to annotate ((doc, sentence rows)) and the reused count."""
+def _reuse_previous(seg: _Segmented, previous: dict, encoders: EncoderSet, chunk_vecs, sent_vecs, latent: list | None = None):
+    """Copy vectors, notes and latent codes of unchanged documents from the previous build;
+    return what is left to embed ((kind, row, text)), to annotate ((doc, sentence rows)) and the
+    reused count. ``latent``: one code per sentence row, None where it is still to be coded."""
     n_enc = len(encoders)
     to_embed: list[tuple[str, int, str]] = []
     to_annotate: list[tuple[Document, list[int]]] = []
@@ -502,6 +530,9 @@ def _reuse_previous(seg: _Segmented, previous: dict, encoders: EncoderSet, chunk
                 chunk_vecs[e][c_rows], sent_vecs[e][s_rows] = old.chunk_vectors[e], old.sentence_vectors[e]
             for r, n in zip(s_rows, old.notes):
                 seg.sentences[r].entities, seg.sentences[r].anaphor = n.entities, n.anaphor
+            if latent is not None and old.latent is not None:
+                for r, code in zip(s_rows, old.latent):
+                    latent[r] = code
             reused += 1
             continue
         to_embed += [("c", r, doc.text[seg.chunks[r].start : seg.chunks[r].end]) for r in c_rows]
@@ -516,6 +547,28 @@ def _annotate(seg: _Segmented, to_annotate: list[tuple[Document, list[int]]], st
         for r, n in zip(s_rows, notes):
             seg.sentences[r].entities, seg.sentences[r].anaphor = n.entities, n.anaphor
         step("annotating", i + 1, len(to_annotate))
+
+
+def _code_latent(encoder, seg: _Segmented, latent: list, step: Progress) -> int:
+    """Latent-term codes for the sentences the previous build did not have; returns how many."""
+    todo = [(r, doc.text[seg.sentences[r].start : seg.sentences[r].end]) for doc, _, s_rows in seg.rows for r in s_rows
+            if latent[r] is None]
+    for i in range(0, len(todo), 16):
+        part = todo[i : i + 16]
+        for (r, _), code in zip(part, encoder.latent_terms([t for _, t in part])):
+            latent[r] = code
+        step("latent terms", min(i + 16, len(todo)), len(todo))
+    return len(todo)
+
+
+def latent_matrix(codes: list, dim: int | None = None) -> sparse.csr_matrix:
+    """Rows of (ids, weights) codes as a CSR matrix (float32)."""
+    indptr = np.zeros(len(codes) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(c[0]) for c in codes])
+    indices = np.concatenate([c[0] for c in codes]).astype(np.int32) if codes else np.zeros(0, np.int32)
+    data = np.concatenate([c[1] for c in codes]).astype(np.float32) if codes else np.zeros(0, np.float32)
+    width = dim if dim is not None else (int(indices.max()) + 1 if len(indices) else 1)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(codes), width))
 
 
 def _embed(encoders: EncoderSet, to_embed, chunk_vecs, sent_vecs, new_words: list[str], written: dict[str, str],
@@ -566,7 +619,9 @@ def build_index(
     previous, old_words = _previous_build(settings, fingerprint) if reuse else ({}, {})
     chunk_vecs = [np.zeros((len(chunks), e.dimension), dtype=np.float32) for e in encoders]
     sent_vecs = [np.zeros((len(sentences), e.dimension), dtype=np.float32) for e in encoders]
-    to_embed, to_annotate, reused_docs = _reuse_previous(seg, previous, encoders, chunk_vecs, sent_vecs)
+    latent_spec = fingerprint["latent_terms"]
+    latent: list | None = [None] * len(sentences) if latent_spec else None
+    to_embed, to_annotate, reused_docs = _reuse_previous(seg, previous, encoders, chunk_vecs, sent_vecs, latent)
     if settings.annotate:
         _annotate(seg, to_annotate, step)
 
@@ -575,6 +630,11 @@ def build_index(
     new_words = [w for w, _ in vocab_pairs if w not in old_words]
     word_vecs = dict(old_words)
     _embed(encoders, to_embed, chunk_vecs, sent_vecs, new_words, {w: form for w, _, form in vocab_forms}, word_vecs, step)
+    latent_coded = 0
+    if latent is not None:
+        latent_encoder = encoders[latent_spec["encoder"]]
+        latent_coded = _code_latent(latent_encoder, seg, latent, step)
+        latent = latent_matrix(latent, latent_encoder.latent_dim)
     dim0 = encoders.primary.dimension
     vocab_vectors = np.stack([word_vecs[w] for w, _ in vocab_pairs]) if vocab_pairs else np.zeros((0, dim0), np.float32)
 
@@ -607,7 +667,7 @@ def build_index(
         "documents": _manifest_documents(settings, documents),
     }
     _write_build(settings.index_dir, manifest, table, chunk_indexes, sentence_indexes, bm25, idf,
-                 np.array([vocab_term_ids[i] for i in keep], dtype=np.int64), vocab_vectors[keep].astype(np.float16))
+                 np.array([vocab_term_ids[i] for i in keep], dtype=np.int64), vocab_vectors[keep].astype(np.float16), latent)
     return {
         "build_id": build_id,
         "documents": len(documents),
@@ -616,6 +676,7 @@ def build_index(
         "index_type": kind,
         "reused_documents": reused_docs,
         "embedded_texts": len(to_embed) * len(encoders) + len(new_words),
+        "latent_coded": latent_coded,
         "skipped": [str(e) for e in skipped],
         "seconds": round(time.perf_counter() - t0, 3),
     }
@@ -631,7 +692,8 @@ def _manifest_documents(settings: Settings, documents: list[Document]) -> dict[s
     return {d.doc_id: {"path": keys.get(d.doc_id, Path(d.path).name), "sha256": d.content_hash} for d in documents}
 
 
-def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, sentence_indexes, bm25, idf, vocab_terms, vocab_vectors):
+def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, sentence_indexes, bm25, idf, vocab_terms, vocab_vectors,
+                 latent: sparse.csr_matrix | None = None):
     import faiss
 
     index_dir = Path(index_dir)
@@ -647,10 +709,15 @@ def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, se
             faiss.write_index(ci, str(tmp / names[2 * i]))
             faiss.write_index(si, str(tmp / names[2 * i + 1]))
         with open(tmp / "lexical.npz", "wb") as fh:
+            extra = {}
+            if latent is not None:
+                codes = latent
+                extra = {"latent_data": codes.data.astype(np.float16), "latent_indices": codes.indices,
+                         "latent_indptr": codes.indptr, "latent_dim": np.array([codes.shape[1]])}
             np.savez(
                 fh,
                 data=bm25.data, indices=bm25.indices, indptr=bm25.indptr, shape=np.array(bm25.shape),
-                idf=idf, vocab_terms=vocab_terms, vocab_vectors=vocab_vectors,
+                idf=idf, vocab_terms=vocab_terms, vocab_vectors=vocab_vectors, **extra,
             )
         files = all_files(len(chunk_indexes))
         manifest["files"] = {name: _sha256_file(tmp / name) for name in files}
@@ -760,6 +827,10 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         with np.load(build / "lexical.npz", allow_pickle=False) as z:
             bm25 = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             idf, vocab_terms, vocab_vectors = z["idf"], z["vocab_terms"], z["vocab_vectors"].astype(np.float32)
+            latent = None
+            if "latent_indptr" in z.files:
+                latent = sparse.csr_matrix((z["latent_data"].astype(np.float32), z["latent_indices"], z["latent_indptr"]),
+                                           shape=(len(z["latent_indptr"]) - 1, int(z["latent_dim"][0])))
         documents = {d["doc_id"]: d for d in table["documents"]}
         chunks = [ChunkRecord(c[0], c[1], c[2], c[3], c[4]) for c in table["chunks"]]
         sentences = [SentenceRecord(s[0], s[1], s[2], s[3], tuple(tuple(e) for e in s[4]), bool(s[5])) for s in table["sentences"]]
@@ -785,8 +856,10 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         raise IndexCorruptError(f"index vocabulary in {build} is inconsistent; run `summit build --force`")
     if len(term_ids) != bm25.shape[0]:
         raise IndexCorruptError(f"index lexical table in {build} is inconsistent; run `summit build --force`")
+    if (latent is not None and latent.shape[0] != len(sentences)) or (latent is None and manifest.get("latent_terms")):
+        raise IndexCorruptError(f"index latent terms in {build} are inconsistent; run `summit build --force`")
     return LoadedIndex(build, manifest, documents, chunks, sentences, chunk_indexes, sentence_indexes, bm25, term_ids,
-                       idf, vocab, [int(t) for t in vocab_terms], vocab_vectors, role_table=roles)
+                       idf, vocab, [int(t) for t in vocab_terms], vocab_vectors, role_table=roles, latent=latent)
 
 
 class IndexState(enum.Enum):

@@ -78,6 +78,7 @@ from .index import (
     IndexState,
     IndexStatus,
     documents_changed,
+    latent_terms_setting,
     load_corpus,
     role_counts,
     role_table,
@@ -475,6 +476,7 @@ def create_generation(conn: Connection, settings: Settings, names: dict[str, str
         ("entities", "JSON", {}),
         ("anaphor", "BOOL", {}),
         ("text", "VARCHAR", {"max_length": VARCHAR_MAX}),
+        ("latent", "JSON", {}),  # latent-term code {"i": ids, "v": weights}, {} when the build has none
         *vec_fields,
     ], index=[*[(f"v{i}", sent_type, "IP", sent_params) for i in range(len(dims))], *scalar_index])
     _create(conn, names["documents"], [
@@ -882,6 +884,29 @@ class MilvusStore:
         out.sort(key=lambda p: -p[1])
         return out
 
+    def latent_scores(self, sids, code: np.ndarray | None) -> np.ndarray | None:
+        """Cosine of each sentence's latent terms with ``code`` (index.LoadedIndex.latent_scores),
+        or None when this build has none."""
+        if code is None or not self.manifest.get("latent_terms"):
+            return None
+        sids = [int(i) for i in sids]
+        cache = self._shared.vectors["latent"]
+        missing = [i for i in dict.fromkeys(sids) if cache.get(i) is None]
+        for j in range(0, len(missing), BATCH_ROWS):
+            part = missing[j : j + BATCH_ROWS]
+            for row in self.conn.call("get", self._coll("sentence"), ids=part, output_fields=["latent"]):
+                got = _latent_from_row(row.get("latent"))
+                cache.put(int(row["id"]), got if got is not None else (np.zeros(0, np.int32), np.zeros(0, np.float32)))
+        out = np.zeros(len(sids))
+        for r, i in enumerate(sids):
+            got = cache.get(i)
+            if got is None:
+                raise StoreUnavailableError(f"the index changed while answering (sentence {i} is gone); retry", retry_after=1)
+            ids, weights = got
+            keep = ids < code.shape[0]
+            out[r] = float(weights[keep] @ code[ids[keep]])
+        return out
+
     def vectors(self, encoder: int, level: str, ids) -> np.ndarray:
         ids = [int(i) for i in ids]
         cache = self._shared.vectors[level]
@@ -999,7 +1024,8 @@ class MilvusStore:
 def _new_shared(settings: Settings, generation: int) -> _Shared:
     return _Shared(generation,
                    {"chunk": LRU(settings.milvus_cache_rows), "sentence": LRU(settings.milvus_cache_rows)},
-                   {"chunk": LRU(settings.milvus_vector_cache_rows), "sentence": LRU(settings.milvus_vector_cache_rows)})
+                   {"chunk": LRU(settings.milvus_vector_cache_rows), "sentence": LRU(settings.milvus_vector_cache_rows),
+                    "latent": LRU(settings.milvus_vector_cache_rows)})
 
 
 def open_store(conn: Connection, settings: Settings, encoder_ids=None, previous: MilvusStore | None = None,
@@ -1211,8 +1237,9 @@ def _live_documents(conn: Connection, names: dict, seq: int) -> dict[str, _Old]:
     return out
 
 
-def _reusable(conn: Connection, names: dict, old: _Old, n_enc: int) -> tuple[list[np.ndarray], list[np.ndarray], list[SentenceNotes]]:
-    """Vectors and annotations of a document's rows, to copy instead of embedding again."""
+def _reusable(conn: Connection, names: dict, old: _Old, n_enc: int) -> tuple[list[np.ndarray], list[np.ndarray], list[SentenceNotes], list]:
+    """Vectors, annotations and latent-term codes (None where absent) of a document's rows, to
+    copy instead of embedding again."""
     m = old.meta
     fields = [f"v{e}" for e in range(n_enc)]
 
@@ -1226,11 +1253,23 @@ def _reusable(conn: Connection, names: dict, old: _Old, n_enc: int) -> tuple[lis
         return [got[i] for i in range(start, start + n)]
 
     crows = rows(names["chunks"], int(m["c0"]), int(m["nc"]), [])
-    srows = rows(names["sentences"], int(m["s0"]), int(m["ns"]), ["entities", "anaphor"])
+    srows = rows(names["sentences"], int(m["s0"]), int(m["ns"]), ["entities", "anaphor", "latent"])
     cvec = [np.array([r[f] for r in crows], dtype=np.float32).reshape(len(crows), -1) for f in fields]
     svec = [np.array([r[f] for r in srows], dtype=np.float32).reshape(len(srows), -1) for f in fields]
     notes = [SentenceNotes(tuple((int(a), int(b), str(c)) for a, b, c in (r.get("entities") or [])), bool(r["anaphor"])) for r in srows]
-    return cvec, svec, notes
+    return cvec, svec, notes, [_latent_from_row(r.get("latent")) for r in srows]
+
+
+def _latent_from_row(value) -> tuple[np.ndarray, np.ndarray] | None:
+    if not value or "i" not in value:
+        return None
+    return np.asarray(value["i"], dtype=np.int32), np.asarray(value["v"], dtype=np.float32)
+
+
+def _latent_to_row(code) -> dict:
+    if code is None:
+        return {}
+    return {"i": [int(i) for i in code[0]], "v": [round(float(v), 5) for v in code[1]]}
 
 
 class _Writer:
@@ -1244,19 +1283,24 @@ class _Writer:
         self.reused = 0
         self.rows = 0
         self.sentence_sums = [np.zeros(e.dimension, np.float64) for e in encoders]  # corpus centroid (index: Retriever.centroid)
+        spec = latent_terms_setting(settings, encoders.ids)
+        self.latent_encoder = encoders[spec["encoder"]] if spec else None
+        self.latent_coded = 0
 
     def write(self, batch: list[tuple[_Prepared, int, int]], total_rows: int) -> None:
         n_enc = len(self.encoders)
         notes: dict[int, list[SentenceNotes]] = {}
         cvecs: dict[int, list[np.ndarray]] = {}
         svecs: dict[int, list[np.ndarray]] = {}
+        latent: dict[int, list] = {}
         to_embed: list[tuple[int, str, int, str]] = []  # (batch row, "c"/"s", local row, text)
         for bi, (p, _, _) in enumerate(batch):
             old = self.reuse(p.doc.content_hash)
             if old is not None and int(old.meta["nc"]) == len(p.chunks) and int(old.meta["ns"]) == len(p.sentences):
-                cvecs[bi], svecs[bi], notes[bi] = _reusable(self.conn, self.reuse_names, old, n_enc)
+                cvecs[bi], svecs[bi], notes[bi], latent[bi] = _reusable(self.conn, self.reuse_names, old, n_enc)
                 self.reused += 1
                 continue
+            latent[bi] = [None] * len(p.sentences)
             cvecs[bi] = [np.zeros((len(p.chunks), e.dimension), np.float32) for e in self.encoders]
             svecs[bi] = [np.zeros((len(p.sentences), e.dimension), np.float32) for e in self.encoders]
             to_embed += [(bi, "c", r, p.doc.text[c.start : c.end]) for r, c in enumerate(p.chunks)]
@@ -1272,6 +1316,14 @@ class _Writer:
                 for (bi, kind, r, _), v in zip(to_embed[i : i + 64], vecs):
                     (cvecs if kind == "c" else svecs)[bi][e][r] = v
         self.embedded += len(texts) * n_enc
+        if self.latent_encoder is not None:
+            todo = [(bi, r, p.doc.text[s.start : s.end]) for bi, (p, _, _) in enumerate(batch)
+                    for r, s in enumerate(p.sentences) if latent[bi][r] is None]
+            for i in range(0, len(todo), 16):
+                part = todo[i : i + 16]
+                for (bi, r, _), code in zip(part, self.latent_encoder.latent_terms([t for *_, t in part])):
+                    latent[bi][r] = code
+            self.latent_coded += len(todo)
         chunk_rows, sent_rows, doc_rows = [], [], []
         for bi, (p, c0, s0) in enumerate(batch):
             for e in range(n_enc):
@@ -1294,6 +1346,7 @@ class _Writer:
                                   "next": s0 + r + 1 if r + 1 < len(p.sentences) else -1,
                                   "chunk_ids": [c0 + c for c in s.chunk_ids], "entities": [list(x) for x in n.entities],
                                   "anaphor": bool(n.anaphor), "text": p.doc.text[s.start : s.end],
+                                  "latent": _latent_to_row(latent[bi][r] if self.latent_encoder is not None else None),
                                   **{f"v{e}": svecs[bi][e][r] for e in range(n_enc)}})
             meta = _doc_meta(p, c0, s0)
             for part, chunk in enumerate(split_utf8(p.doc.text)):
@@ -1587,7 +1640,7 @@ def _full(conn, settings, encoders, prepared, current, fingerprint, compatible, 
         raise
     return {"built": True, "mode": "full", "build_id": build_id, "generation": generation, "documents": len(prepared),
             "chunks": n_chunks, "sentences": n_sents, "index_type": types["chunks"], "reused_documents": writer.reused,
-            "embedded_texts": writer.embedded + new_words, "dropped_generations": dropped}
+            "embedded_texts": writer.embedded + new_words, "latent_coded": writer.latent_coded, "dropped_generations": dropped}
 
 
 def _update(conn, settings, encoders, prepared, current, step) -> dict:
@@ -1681,7 +1734,7 @@ def _update(conn, settings, encoders, prepared, current, step) -> dict:
     return {"built": True, "mode": "update", "build_id": manifest["build_id"], "generation": int(current["generation"]),
             "documents": counts["documents"], "chunks": counts["chunks"], "sentences": counts["sentences"],
             "index_type": current.get("index_type"), "reused_documents": writer.reused,
-            "embedded_texts": writer.embedded + new_words, "added": sorted(p.doc.doc_id for p in added),
+            "embedded_texts": writer.embedded + new_words, "latent_coded": writer.latent_coded, "added": sorted(p.doc.doc_id for p in added),
             "changed": sorted(p.doc.doc_id for p in changed), "removed": sorted(removed),
             "rolled_back_rows": rolled, "purged_rows": purged}
 

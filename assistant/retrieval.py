@@ -80,6 +80,7 @@ class Query:
     previous_sid: int | None = None  # the sentence that answered the previous question (follow-ups)
     previous_doc: str | None = None
     cache: dict = field(default_factory=dict)
+    latent: np.ndarray | None = None  # the question's own latent terms (Retriever.latent_code), if any
 
     @property
     def vector(self) -> np.ndarray:
@@ -127,6 +128,7 @@ class Retriever:
         self._prefix_rows: dict[str, np.ndarray] | None = None
         self._source_patterns: list[tuple[re.Pattern, str]] | None = None
         self._caches = [LRU(EMBED_CACHE_SIZE) for _ in range(store.n_encoders)]
+        self._latent_cache = LRU(EMBED_CACHE_SIZE)
         self._category_vectors: dict[str, np.ndarray] = {}
         self.dictionary_strength = DICTIONARY_STRENGTH
         self._centroids: dict[int, np.ndarray] = {}
@@ -255,7 +257,8 @@ class Retriever:
             for w in textmod.words(text):
                 forms.add(textmod.fold(w))
                 forms.update(textmod.fold(p) for p in w.split("-"))
-        return Query(question, language, vectors, words, qtype, sources, frozenset(forms), own_vectors)
+        return Query(question, language, vectors, words, qtype, sources, frozenset(forms), own_vectors,
+                     latent=self.latent_code(question))
 
     def corpus_type(self, word: QueryWord | None) -> str | None:
         """What kind of name a question noun introduces in this corpus (store.roles): its terms'
@@ -381,6 +384,23 @@ class Retriever:
             found.update(fresh)
             cache.put_many(fresh)
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
+
+    def latent_code(self, question: str) -> np.ndarray | None:
+        """The question's latent terms as a dense code (index.latent_matrix's width), when the
+        index holds the sentences' codes and their encoder is loaded; else None."""
+        spec = (getattr(self.store, "manifest", None) or {}).get("latent_terms")
+        if not spec or spec["encoder"] >= len(self.encoders):
+            return None
+        encoder = self.encoders[spec["encoder"]]
+        if not getattr(encoder, "has_latent_terms", False):
+            return None
+        got = self._latent_cache.get(question)
+        if got is None:
+            ids, weights = encoder.latent_terms([question])[0]
+            got = np.zeros(encoder.latent_dim, dtype=np.float32)
+            got[ids] = weights
+            self._latent_cache.put(question, got)
+        return got
 
     def sentence_vocab(self, sid: int) -> np.ndarray:
         """Vocabulary rows of the sentence's words, for soft (translated) word matching."""

