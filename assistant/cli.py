@@ -486,7 +486,7 @@ def _export_feedback(path: Path) -> None:
 def fit(
     splits_file: Path = typer.Option(EVAL_SPLITS, "--splits", help="The split definition; only its dev split is read."),
     corpus: Path = typer.Option(EVAL_CORPUS, "--corpus", help="Test texts indexed next to documents/ for fitting."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json]."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write the weights [default: assistant/weights.json; with SUMMIT_LATENT_TERMS=false, assistant/weights-no-latent.json]."),
     max_false_rate: float = typer.Option(0.01, "--max-false-abstentions", help="Share of answerable dev questions the abstention threshold may refuse."),
     cv: bool = typer.Option(False, "--cv", help="Only cross-validate: leave each dev article out in turn, fit on the others, print held-out figures; write no weights."),
     documents: Optional[Path] = DocumentsOpt,
@@ -510,7 +510,7 @@ def fit(
         from . import fitting
         from .documents import load_documents
         from .embedding import EncoderSet
-        from .scoring import WEIGHTS_FILE, save_weights
+        from .scoring import default_weights_file, save_weights
         from .service import Assistant
 
         qs = ev.load_question_files(ev.split_files(splits_file, "dev"))
@@ -544,7 +544,7 @@ def fit(
         if cv:
             out.print(json.dumps(report, indent=1), highlight=False, markup=False)
             return
-        path = save_weights(weights, out_file or WEIGHTS_FILE)
+        path = save_weights(weights, out_file or default_weights_file(base.latent_terms))
         out.print(json.dumps(summary, indent=1), highlight=False)
         out.print(f"wrote {path}", highlight=False, markup=False)
 

@@ -17,6 +17,14 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+# Fitted with latent terms off (SUMMIT_LATENT_TERMS=false summit fit): the faster configuration
+# gets a model that never learnt to lean on them, not the default one with them held neutral.
+WEIGHTS_NO_LATENT_FILE = Path(__file__).with_name("weights-no-latent.json")
+
+
+def default_weights_file(latent_terms: bool = True) -> Path:
+    """The shipped weights for a configuration: with latent terms, or without them."""
+    return WEIGHTS_FILE if latent_terms else WEIGHTS_NO_LATENT_FILE
 
 SENTENCE_FEATURES: tuple[str, ...] = (
     "cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ctx1", "prev_cos0", "prev_cos1", "doc_cos1",

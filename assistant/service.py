@@ -96,9 +96,9 @@ class Assistant:
 
     def _install(self, index: LoadedIndex) -> None:
         retriever = Retriever(index, self.embedder)
-        from .scoring import load_weights
+        from .scoring import default_weights_file, load_weights
 
-        answerer = Answerer(retriever, load_weights(self.settings.weights_file), min_confidence=self.settings.min_confidence)
+        answerer = Answerer(retriever, load_weights(self.settings.weights_file or default_weights_file(self.settings.latent_terms)), min_confidence=self.settings.min_confidence)
         if self.warm_up:
             retriever.warm_up()
             answerer.warm_up()

@@ -127,3 +127,15 @@ def test_an_old_index_without_codes_is_refused_as_inconsistent(corpus):
 
 def test_articles_stay_invented():
     assert "Morohashi" in ARTICLE_B and "Vesterberg" in ARTICLE_A
+
+
+def test_turning_latent_terms_off_picks_the_weights_fitted_without_them(corpus, tmp_path):
+    from assistant import scoring
+
+    on = Assistant(corpus, encoders()).load()
+    off = Assistant(corpus.model_copy(update={"latent_terms": False, "index_dir": tmp_path / "off"}), encoders()).load()
+    assert on.answerer.weights.sentence.to_json() == scoring.load_weights(scoring.WEIGHTS_FILE).sentence.to_json()
+    assert off.answerer.weights.sentence.to_json() == scoring.load_weights(scoring.WEIGHTS_NO_LATENT_FILE).sentence.to_json()
+    chosen = Assistant(corpus.model_copy(update={"latent_terms": False, "index_dir": tmp_path / "own",
+                                                 "weights_file": scoring.WEIGHTS_FILE}), encoders()).load()
+    assert chosen.answerer.weights.sentence.to_json() == on.answerer.weights.sentence.to_json()  # an explicit file wins

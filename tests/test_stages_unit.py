@@ -187,9 +187,13 @@ def test_logistic_model_round_trips_and_refuses_other_features(tmp_path):
         scoring.LogisticModel.from_json(m.to_json(), ("a", "c"))
 
 
-def test_the_committed_weights_match_the_features_the_code_computes():
-    d = json.loads(scoring.WEIGHTS_FILE.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("latent", [True, False])
+def test_the_committed_weights_match_the_features_the_code_computes(latent):
+    d = json.loads(scoring.default_weights_file(latent).read_text(encoding="utf-8"))
     assert tuple(d["sentence"]["features"]) == scoring.SENTENCE_FEATURES
+    if not latent:  # fitted with latent terms off: they carry no weight
+        for name in ("latent", "latent_rel"):
+            assert d["sentence"]["coef"][scoring.SENTENCE_FEATURES.index(name)] == pytest.approx(0.0, abs=1e-9)
     assert tuple(d["abstain"]["features"]) == abstention.ABSTAIN_FEATURES
     assert d["sentence"]["meta"]["fitted"] and d["abstain"]["meta"]["fitted"]
     assert 0.0 < d["abstain"]["threshold"] < 1.0
