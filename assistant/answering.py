@@ -33,6 +33,7 @@ _DENSE_FEATURES = frozenset({"cos0", "cos1", "cos0_rel", "cos1_rel", "ctx0", "ct
 _LATENT_FEATURES = frozenset({"latent", "latent_rel"})
 _LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
                                "ent_doc", "ent_min", "key_min", "unmatched"})
+_MODE_MISSING = {"lexical": _DENSE_FEATURES, "dense": _LEXICAL_FEATURES}
 CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
 NEAR_CHARS = 150  # about one sentence: prev_near halves one sentence away from the previous answer
 LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
@@ -332,6 +333,8 @@ class Answerer:
         top_cos = [max(r[3]["cos0"] for r in rows), max(r[3]["cos1"] for r in rows)]
         top_cov = max(r[3]["cov"] for r in rows)
         top_latent = max(r[3]["latent"] for r in rows)
+        # features a single-signal mode, or an index without latent terms, does not compute
+        missing = (_MODE_MISSING.get(mode, frozenset())) | (_LATENT_FEATURES if latent is None else frozenset())
         out = []
         for sid, chunk, doc_id, f, choice in rows:
             f["cos0_rel"] = f["cos0"] - top_cos[0]
@@ -339,10 +342,8 @@ class Answerer:
             f["cov_rel"] = f["cov"] - top_cov
             f["latent_rel"] = f["latent"] - top_latent
             x = np.array([f[k] for k in SENTENCE_FEATURES], dtype=float)
-            if mode != "hybrid":
-                x = self._neutral(x, mode, self.weights.sentence)
-            if latent is None:
-                x = self._neutral_features(x, _LATENT_FEATURES, self.weights.sentence)
+            if missing:
+                x = self._neutral_features(x, missing, self.weights.sentence)
             out.append(ScoredSentence(sid, chunk, doc_id, f, x, choice))
         X = np.stack([s.x for s in out])
         logits = self.weights.sentence.logit(X)
@@ -411,12 +412,7 @@ class Answerer:
     def _neutral(x: np.ndarray, mode: str, model) -> np.ndarray:
         """A single-signal mode (dense or lexical) lacks some features: they take the value the
         model was fitted around (its mean), so they count for nothing either way."""
-        missing = _DENSE_FEATURES if mode == "lexical" else _LEXICAL_FEATURES
-        x = x.copy()
-        for i, name in enumerate(model.features):
-            if name in missing:
-                x[i] = model.mean[i]
-        return x
+        return Answerer._neutral_features(x, _MODE_MISSING.get(mode, frozenset()), model)
 
     def _next_sentence(self, sid: int) -> int | None:
         return self.store.next_sentence(sid)

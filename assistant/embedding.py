@@ -468,10 +468,3 @@ class EncoderSet:
 
     def __getitem__(self, i):
         return self.members[i]
-
-    def latent_encoder(self) -> int | None:
-        """The position of the member that codes latent terms, or None."""
-        for i, m in enumerate(self.members):
-            if getattr(m, "has_latent_terms", False):
-                return i
-        return None

@@ -203,8 +203,8 @@ class LoadedIndex:
         return None
 
     def latent_code(self, sid: int) -> tuple[np.ndarray, np.ndarray]:
-        row = self.latent[sid]
-        return row.indices.astype(np.int32), row.data.astype(np.float32)
+        a, b = self.latent.indptr[sid], self.latent.indptr[sid + 1]  # a slice, not a row matrix per sentence
+        return self.latent.indices[a:b].astype(np.int32), self.latent.data[a:b].astype(np.float32)
 
     def latent_scores(self, sids, code: np.ndarray | None) -> np.ndarray | None:
         """Cosine of each sentence's latent terms with ``code`` (a dense query code), or None
@@ -549,26 +549,32 @@ def _annotate(seg: _Segmented, to_annotate: list[tuple[Document, list[int]]], st
         step("annotating", i + 1, len(to_annotate))
 
 
+def code_latent_terms(encoder, texts: list[str], step: Progress | None = None) -> list:
+    """The latent-term codes of ``texts`` (both stores' builds), with progress."""
+    out: list = []
+    for i in range(0, len(texts), 16):
+        out += encoder.latent_terms(texts[i : i + 16])
+        if step:
+            step("latent terms", len(out), len(texts))
+    return out
+
+
 def _code_latent(encoder, seg: _Segmented, latent: list, step: Progress) -> int:
     """Latent-term codes for the sentences the previous build did not have; returns how many."""
     todo = [(r, doc.text[seg.sentences[r].start : seg.sentences[r].end]) for doc, _, s_rows in seg.rows for r in s_rows
             if latent[r] is None]
-    for i in range(0, len(todo), 16):
-        part = todo[i : i + 16]
-        for (r, _), code in zip(part, encoder.latent_terms([t for _, t in part])):
-            latent[r] = code
-        step("latent terms", min(i + 16, len(todo)), len(todo))
+    for (r, _), code in zip(todo, code_latent_terms(encoder, [t for _, t in todo], step)):
+        latent[r] = code
     return len(todo)
 
 
-def latent_matrix(codes: list, dim: int | None = None) -> sparse.csr_matrix:
-    """Rows of (ids, weights) codes as a CSR matrix (float32)."""
+def latent_matrix(codes: list, dim: int) -> sparse.csr_matrix:
+    """Rows of (ids, weights) codes as a CSR matrix (float32) ``dim`` terms wide."""
     indptr = np.zeros(len(codes) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(c[0]) for c in codes])
     indices = np.concatenate([c[0] for c in codes]).astype(np.int32) if codes else np.zeros(0, np.int32)
     data = np.concatenate([c[1] for c in codes]).astype(np.float32) if codes else np.zeros(0, np.float32)
-    width = dim if dim is not None else (int(indices.max()) + 1 if len(indices) else 1)
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(codes), width))
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(codes), dim))
 
 
 def _embed(encoders: EncoderSet, to_embed, chunk_vecs, sent_vecs, new_words: list[str], written: dict[str, str],
@@ -711,9 +717,8 @@ def _write_build(index_dir: Path, manifest: dict, table: dict, chunk_indexes, se
         with open(tmp / "lexical.npz", "wb") as fh:
             extra = {}
             if latent is not None:
-                codes = latent
-                extra = {"latent_data": codes.data.astype(np.float16), "latent_indices": codes.indices,
-                         "latent_indptr": codes.indptr, "latent_dim": np.array([codes.shape[1]])}
+                extra = {"latent_data": latent.data.astype(np.float16), "latent_indices": latent.indices,
+                         "latent_indptr": latent.indptr, "latent_dim": np.array([latent.shape[1]])}
             np.savez(
                 fh,
                 data=bm25.data, indices=bm25.indices, indptr=bm25.indptr, shape=np.array(bm25.shape),

@@ -74,6 +74,7 @@ from .index import (
     SentenceRecord,
     _document_key,
     check_compatible,
+    code_latent_terms,
     corpus_dirs,
     IndexState,
     IndexStatus,
@@ -1319,10 +1320,8 @@ class _Writer:
         if self.latent_encoder is not None:
             todo = [(bi, r, p.doc.text[s.start : s.end]) for bi, (p, _, _) in enumerate(batch)
                     for r, s in enumerate(p.sentences) if latent[bi][r] is None]
-            for i in range(0, len(todo), 16):
-                part = todo[i : i + 16]
-                for (bi, r, _), code in zip(part, self.latent_encoder.latent_terms([t for *_, t in part])):
-                    latent[bi][r] = code
+            for (bi, r, _), code in zip(todo, code_latent_terms(self.latent_encoder, [t for *_, t in todo])):
+                latent[bi][r] = code
             self.latent_coded += len(todo)
         chunk_rows, sent_rows, doc_rows = [], [], []
         for bi, (p, c0, s0) in enumerate(batch):
