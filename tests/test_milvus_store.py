@@ -464,3 +464,43 @@ def test_record_cache_is_bounded(env):
     texts = [store.sentence_text(i) for i in store.ids("sentence")]
     assert len(store._shared.records["sentence"]) == 5
     assert [store.sentence_text(i) for i in range(len(texts))] == texts  # evicted rows come back from Milvus
+
+
+@pytest.mark.slow  # embedded Milvus (milvus-lite)
+def test_latent_terms_are_stored_read_and_reused_as_in_the_faiss_store(env):
+    from assistant.embedding import EncoderSet
+
+    from .fakes import FakeLatentEmbedder
+    from .milvus_fakes import HashEncoder
+
+    tmp, docs, s, conn = env
+    s = s.model_copy(update={"extra_models": ["e5-small"]})
+    enc = EncoderSet([HashEncoder(96, "fake-a-96"), FakeLatentEmbedder(64)])
+    faiss, store, summary = build_both(s, conn, enc)
+    assert store.manifest["latent_terms"] == faiss.manifest["latent_terms"] == {"encoder": 1, "top_k": 128}
+    assert summary["latent_coded"] == faiss.counts()["sentences"]
+    sids = list(faiss.ids("sentence"))
+    for question in ("Qui représentera la Chine au sommet ?", "Who will host the next summit?"):
+        ids, weights = enc[1].latent_terms([question])[0]
+        code = np.zeros(enc[1].latent_dim, np.float32)
+        code[ids] = weights
+        np.testing.assert_allclose(store.latent_scores(sids, code), faiss.latent_scores(sids, code), atol=2e-3)
+        assert store.latent_scores(sids, None) is None
+    # an update codes only the changed article's sentences; the others keep theirs
+    (docs / "talents.md").write_text(CHANGED_TALENTS, encoding="utf-8")
+    coded = enc[1].latent_texts
+    summary = ms.build(conn, s, enc)
+    after = ms.open_store(conn, s, enc.ids)
+    from assistant.documents import load_documents
+
+    talents = next(d for d in load_documents(docs, s.boilerplate_patterns)[0] if d.doc_id == "talents")
+    assert summary["latent_coded"] == enc[1].latent_texts - coded == len(ms.prepare(talents, s).sentences)
+    faiss_index.build_index(s, enc, reuse=False)
+    fresh = faiss_index.load_index(s.index_dir)
+    ids, weights = enc[1].latent_terms(["Combien d'ingénieurs les laboratoires recruteront-ils ?"])[0]
+    code = np.zeros(enc[1].latent_dim, np.float32)
+    code[ids] = weights
+    live = list(after.ids("sentence"))
+    by_text = {after.sentence_text(i): v for i, v in zip(live, after.latent_scores(live, code))}
+    for i, v in zip(fresh.ids("sentence"), fresh.latent_scores(list(fresh.ids("sentence")), code)):
+        assert by_text[fresh.sentence_text(i)] == pytest.approx(v, abs=2e-3)
