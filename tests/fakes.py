@@ -55,7 +55,10 @@ class FakeLatentEmbedder(FakeEmbedder):
     def has_latent_terms(self) -> bool:
         return True
 
-    def latent_terms(self, texts):
+    def encode_with_latent(self, texts, *, query=False):
+        return self.encode(texts, query=query), self.latent_terms(texts, query=query)
+
+    def latent_terms(self, texts, *, query=False):
         from assistant.embedding import normalise_code
 
         self.latent_texts += len(texts)

@@ -287,5 +287,7 @@ def test_summit_bench_quick_writes_every_section(tmp_path):
     stages = result["inprocess"]["stages_ms"]
     assert "error" not in stages, stages
     assert {"retrieval", "scoring", "spans", "total"} <= set(stages) and any(k.startswith("encode_") for k in stages)
-    assert stages["latent_terms"]["p50"] > 0  # e5's sparse pass, timed on its own (not inside retrieval)
+    # e5's sparse pass, timed on its own (not inside retrieval), or with its dense pass when fused
+    latent = stages.get("e5_with_latent_terms") or stages["latent_terms"]
+    assert latent["p50"] > 0
     assert "summit bench" in done.stdout  # the table was printed

