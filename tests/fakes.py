@@ -50,12 +50,14 @@ class FakeLatentEmbedder(FakeEmbedder):
     def __init__(self, dimension: int = 96, model_id: str = "e5-small@fake-latent"):
         super().__init__(dimension, model_id)
         self.latent_texts = 0
+        self.joint_texts = 0  # texts embedded and coded in one call, as the fused engine does
 
     @property
     def has_latent_terms(self) -> bool:
         return True
 
     def encode_with_latent(self, texts, *, query=False):
+        self.joint_texts += len(texts)
         return self.encode(texts, query=query), self.latent_terms(texts, query=query)
 
     def latent_terms(self, texts, *, query=False):

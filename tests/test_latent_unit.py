@@ -58,6 +58,25 @@ def test_a_build_codes_every_sentence_and_scores_are_cosines(corpus):
     assert int(np.argmax(scores)) == sid and scores.min() >= 0.0
 
 
+def test_a_build_codes_each_sentence_in_the_pass_that_embeds_it(corpus):
+    enc = encoders()
+    summary = Assistant(corpus, enc).build()
+    latent = enc[1]
+    # every sentence went through the joint call (one forward pass with the fused engine) and
+    # nothing was coded on its own afterwards
+    assert latent.joint_texts == latent.latent_texts == summary["sentences"]
+
+
+def test_a_new_question_is_embedded_and_coded_in_one_call_and_then_cached(corpus):
+    assistant = Assistant(corpus, encoders()).load()
+    latent = assistant.retriever.encoders[1]
+    before = (latent.calls, latent.latent_texts, latent.joint_texts)
+    assistant.ask("Quand le forum de Lyon aura-t-il lieu ?")
+    assert (latent.calls - before[0], latent.latent_texts - before[1], latent.joint_texts - before[2]) == (1, 1, 1)
+    assistant.ask("Quand le forum de Lyon aura-t-il lieu ?")  # asked again: both caches answer
+    assert (latent.calls - before[0], latent.latent_texts - before[1]) == (1, 1)
+
+
 def test_an_update_codes_only_the_new_article(corpus):
     Assistant(corpus, encoders()).build()
     first = load_index(corpus.index_dir)
