@@ -1,6 +1,6 @@
 """Abstention, the last stage: answer, or say plainly that the sources do not cover it.
 
-A near-miss question names things the corpus knows ("Anne Bouverot") and asks for an attribute
+A near-miss question names things the corpus knows ("Ilona Vesterberg") and asks for an attribute
 it does not give ("her salary"). So the decision looks at the best evidence through the
 question's key terms, not only at its overall score: is every proper name of the question
 matched, is the weakest of its important words matched, is a thing of the asked type there.

@@ -204,7 +204,7 @@ class Answerer:
     def local_coverage(self, query, sid: int, span: spans.Span) -> float:
         """Share of the question's own meaning matched close to the answer span, in its clause: an
         answer is bound to what was asked ("58 pays ont signé" for how many countries signed) and
-        a near-miss is not ("how many African countries": "africaine" is elsewhere)."""
+        a near-miss is not ("how many Nordic countries": "nordique" is elsewhere)."""
         text = self.store.sentence_text(sid)
         pos = self.word_positions(query, sid)
         total = got = 0.0

@@ -1,7 +1,7 @@
 """Sentence-aware chunking with exact character offsets into the cleaned document text.
 
 Sentences end at . ! ? … (plus closing quotes) followed by space and a capital, a digit or an
-opening quote; never after an abbreviation ("M.", "Dr.", "etc.") or an initial ("J.D. Vance").
+opening quote; never after an abbreviation ("M.", "Dr.", "etc.") or an initial ("K.T. Morohashi").
 Each paragraph (line) is split into sentences; chunks are windows of a few sentences with
 overlap, kept within a paragraph, and record the span of every sentence they hold.
 """

@@ -340,8 +340,8 @@ ROLE_WINDOW = 3  # content words looked at beside a name
 
 def role_types(documents: list[Document], sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
     """Which kind of name each word introduces in this corpus: news style puts a role noun
-    right by a name ("la ministre Clara Chappaz", "Narendra Modi, le Premier ministre indien",
-    "le fonds MGX"). For every annotated name, the few content words just before it, or just
+    right by a name ("la commissaire Ilona Vesterberg", "Rosa Quintana, la maire de Lyon",
+    "le fonds Altavia"). For every annotated name, the few content words just before it, or just
     after a comma that follows it, count towards that word's label (PER, ORG, LOC). A question's
     "which X" is then typed by what X introduces here, whatever the words."""
     by_doc: dict[str, list[SentenceRecord]] = {}

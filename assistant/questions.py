@@ -107,7 +107,7 @@ def head_noun(question: str) -> tuple[str | None, bool]:
 
 def classify_head(head: str | None, similarity, corpus_type=None) -> str | None:
     """The category of a head noun: a category word itself; else what the noun introduces in
-    the corpus (``corpus_type``: "la ministre Clara Chappaz" makes "ministre" a person word);
+    the corpus (``corpus_type``: "la commissaire Ilona Vesterberg" makes "commissaire" a person word);
     else the closest category word when close enough (``similarity`` maps (word, words) to the
     best cosine of word vectors). None when nothing says: the sentence then answers."""
     if not head:
@@ -147,7 +147,7 @@ def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
     if name == "why":
         return QuestionType("why", None)
     if name == "person" and re.search(r"\b(?i:who|qui)\s+(?i:is|are|was|were|est|sont|était|c['’]est)\s+(?:[A-ZÀ-Þ][\w.'’-]*\s*){1,4}\??\s*$", q):
-        return QuestionType("who", None)  # "Who is Arthur Mensch?" asks for a description
+        return QuestionType("who", None)  # "Who is Kenji Morohashi?" asks for a description
     if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
         # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count
         return QuestionType("how_much", "money")

@@ -166,7 +166,7 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
         if not inside:
             names.append((a, b, "misc"))
         else:
-            # pieces of the run that no entity covers ("Mistral AI Arthur Mensch": ORG + a PER-less rest)
+            # pieces of the run that no entity covers ("Robotix SA Kenji Morohashi": ORG + a PER-less rest)
             cursor = a
             for x, y, _ in sorted(inside):
                 if x - cursor > 2 and re.search(_UPPER, sentence[cursor:x]):
@@ -182,7 +182,7 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
 def _anchor_distance(span: Span, anchors: list[int], sentence: str) -> float:
     """How far a candidate is from the question's matched words, in characters, with every clause
     boundary in between counting as far, and a candidate right after a matched word (news style
-    names the role, then the person: "le cofondateur de Mistral AI Arthur Mensch") preferred."""
+    names the role, then the person: "le fondateur de Robotix SA Kenji Morohashi") preferred."""
     if not anchors:
         return 200.0
     best = 1e9
@@ -222,8 +222,8 @@ def mentioned(span_text: str, forms: set[str]) -> bool:
 
 
 def _trim_mentioned(span: Span, forms: set[str], sentence: str) -> Span | None:
-    """Drop leading/trailing words the question already names ("Mistral AI Arthur Mensch" when
-    asking what Arthur Mensch co-founded -> "Mistral AI")."""
+    """Drop leading/trailing words the question already names ("Robotix SA Kenji Morohashi" when
+    asking what Kenji Morohashi founded -> "Robotix SA")."""
     toks = [(m.start() + span.start, m.end() + span.start, m.group()) for m in re.finditer(r"\S+", span.text)]
     known = [textmod.fold(t.strip(",.;:«»\"'’()")) in forms for _, _, t in toks]
     if not any(known) or all(known):
