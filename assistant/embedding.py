@@ -163,6 +163,8 @@ def load_e5_engine(threads: int):
         engine.fused = native.bind_fused(engine) if lib else None
         for _ in range(2):  # touch the weights (memory-mapped) now, not on the first question
             engine.query("warm up")
+        if engine.fused is not None:  # and unpack the sparse head's (native.py), used by no query
+            engine.fused(["query: warm up"], True, 8)
     finally:
         for k, v in saved.items():
             if v is None:
