@@ -198,7 +198,7 @@ def add_middleware(app: FastAPI, settings: Settings, api_settings: ApiSettings) 
         allow_origins=api_settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Accept"],
-        expose_headers=["Retry-After", "X-Summit-Build"],
+        expose_headers=["Retry-After", "X-Summit-Build", "Server-Timing"],
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -31,11 +32,16 @@ router = APIRouter(tags=["answers"])
 @router.post("/api/ask", response_model=AnswerResponse, responses={422: ERRORS[422], 503: ERRORS[503]})
 def ask(body: AskRequest, assistant: AssistantDep, response: FastAPIResponse, core: CoreDep) -> dict[str, Any]:
     """Answer a question with numbered citations, or say that the sources do not hold it.
-    The ``X-Summit-Build`` header names the index build that answered."""
+    The ``X-Summit-Build`` header names the index build that answered; ``Server-Timing`` says
+    how long the request waited for the answering core and how long answering took (ms)."""
+    t0 = time.perf_counter()
     with core:
+        t1 = time.perf_counter()
         answer = assistant.ask(body.question, history=body.history, k=body.k, mode=body.mode).to_dict()
+        t2 = time.perf_counter()
         if assistant.index is not None:
             response.headers["X-Summit-Build"] = assistant.index.build_id
+    response.headers["Server-Timing"] = f"wait;dur={(t1 - t0) * 1000:.2f}, answer;dur={(t2 - t1) * 1000:.2f}"
     return answer
 
 
