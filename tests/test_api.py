@@ -22,6 +22,7 @@ from assistant.answering import NOT_FOUND
 from assistant.service import Assistant
 from assistant.settings import Settings
 from api.settings import ApiSettings
+from benchmarks import bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,8 @@ def test_ask_co_chair_french(client: TestClient) -> None:
     assert [c["n"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))
     assert len(body["citations"]) <= 5
     assert body["took_ms"] > 0
+    timing = bench.server_timing(r.headers["server-timing"])  # how long it waited and answered
+    assert set(timing) == {"wait", "answer"} and timing["answer"] > 0 and timing["wait"] >= 0
 
 
 def test_ask_off_topic_is_not_found(client: TestClient) -> None:

@@ -53,6 +53,12 @@ def test_latency_summary():
     assert bench.latency_summary([]) == {"n": 0}
 
 
+def test_server_timing_header_is_parsed():
+    assert bench.server_timing("wait;dur=0.01, answer;dur=31.25") == {"wait": 0.01, "answer": 31.25}
+    assert bench.server_timing('cache;desc="hit", answer;dur=2') == {"answer": 2.0}  # no duration: left out
+    assert bench.server_timing(None) == {} and bench.server_timing("answer;dur=x") == {}
+
+
 def test_rate_and_median():
     assert bench.rate(100, 4.0) == 25.0
     assert bench.rate(5, 0) == 0.0
