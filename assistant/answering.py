@@ -34,6 +34,7 @@ _LATENT_FEATURES = frozenset({"latent", "latent_rel"})
 _LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key", "prev_cov", "next_cov", "doc_cov", "ent",
                                "ent_doc", "ent_min", "key_min", "unmatched"})
 _MODE_MISSING = {"lexical": _DENSE_FEATURES, "dense": _LEXICAL_FEATURES}
+_YEAR = re.compile(r"(?<![\d,.])(1[89]\d\d|20\d\d)(?![\d,.]\d)")
 CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
 NEAR_CHARS = 150  # about one sentence: prev_near halves one sentence away from the previous answer
 LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
@@ -122,6 +123,7 @@ class Answerer:
         self.threshold = self.weights.abstain.threshold if min_confidence is None else min_confidence
         self._candidates: dict[int, list[spans.Span]] = {}
         self._names: dict[int, list] = {}
+        self._earlier: dict[int, bool] = {}
         self._doc_terms: dict[str, frozenset[str]] = {}
 
     # ---- per-sentence tables ----------------------------------------------------------------
@@ -255,6 +257,7 @@ class Answerer:
         asked = query.qtype.answer_type
         typed = asked not in (None, "yesno")
         why = query.qtype.wh == "why"
+        question_years = bool(_YEAR.search(query.text))
         # Latent terms (e5's sparse head): None when the index or the question has none; the
         # features then take the value the model was fitted around (they count for nothing).
         latent_of = getattr(store, "latent_scores", None)
@@ -288,10 +291,11 @@ class Answerer:
             text = store.sentence_text(sid)
             choice = None
             if typed:
+                known = set(query.forms) | query.answered
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
-                                      set(query.forms), plural=query.qtype.plural)
+                                      known, plural=query.qtype.plural)
                 if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
-                    choice = self._referent(prev, asked, set(query.forms))
+                    choice = self._referent(prev, asked, known)
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)
             cand = by_chunk[best_chunk]
             i = pos[sid]
@@ -318,6 +322,7 @@ class Answerer:
             f["prev_doc"] = 1.0 if same_doc else 0.0
             f["prev_near"] = (1.0 / (1.0 + abs(rec.start - self.store.sentence(query.previous_sid).start) / NEAR_CHARS)
                               if same_doc and query.previous_sid is not None else 0.0)
+            f["earlier"] = 1.0 if (not question_years and self.earlier_years(sid)) else 0.0
             f["foreign"] = self.foreign_entities(query, sid, asked)
             f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0
             # key terms, for abstention: how the question's own words fare in this sentence and
@@ -369,6 +374,24 @@ class Answerer:
                 continue
             total += rarity
         got = query.cache[key] = min(total, 3.0)
+        return got
+
+    def earlier_years(self, sid: int) -> bool:
+        """Whether a sentence is set in the past of its own article: it, or the sentence before
+        it, names a year before the year the article was published, and no later one ("Six mois
+        plus tard, en mai 2029, ..." in an article of 2031). A question that names no year is
+        most often about what its articles report as current (query-independent, kept)."""
+        got = self._earlier.get(sid)
+        if got is None:
+            rec = self.store.sentence(sid)
+            published = _published(self.store.document(rec.doc_id))[:4]
+            got = False
+            if published.isdigit():
+                own = [int(y) for y in _YEAR.findall(self.store.sentence_text(sid))]
+                prev = self.store.previous_sentence(sid)
+                years = own + ([int(y) for y in _YEAR.findall(self.store.sentence_text(prev))] if prev is not None else [])
+                got = any(y < int(published) for y in years) and not any(y >= int(published) for y in own)
+            self._earlier[sid] = got
         return got
 
     def _sentence_names(self, sid: int) -> list[tuple[str, tuple[str, ...], float]]:

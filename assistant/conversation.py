@@ -31,6 +31,7 @@ class Turn:
     previous_type: str | None = None  # the asked type of the question before
     previous_sid: int | None = None  # the sentence that answered the question before
     previous_doc: str | None = None  # ... and its document
+    answers: tuple[str, ...] = ()  # the short answers given so far in the conversation, newest first
 
 
 def follow(question: str, previous: Turn, previous_answer, settings: dict | None = None) -> Turn:
@@ -39,27 +40,35 @@ def follow(question: str, previous: Turn, previous_answer, settings: dict | None
     w = float(settings.get("context_weight", CONTEXT_WEIGHT))
     wa = float(settings.get("answer_weight", ANSWER_WEIGHT))
     context = [(previous.question, w)]
+    answers = previous.answers
     if previous_answer is not None and previous_answer.found and previous_answer.span_type:
         context.append((previous_answer.answer, wa))
+        answers = (previous_answer.answer, *answers)
     context += [(c, cw * DECAY) for c, cw in previous.context]
     prev_type = prev_sid = prev_doc = None
     if previous_answer is not None:
         prev_type = getattr(previous_answer, "asked_type", None)
         if previous_answer.found:
             prev_sid, prev_doc = getattr(previous_answer, "sid", None), getattr(previous_answer, "doc_id", None)
-    return Turn(question, context, prev_type, prev_sid, prev_doc)
+    return Turn(question, context, prev_type, prev_sid, prev_doc, answers[:MAX_CONTEXT_DEPTH])
 
 
 def attach(query, turn: Turn):
     """Carry where the conversation was (the previous answer's sentence and document) into the
-    query: a follow-up usually continues the same article, often the same passage."""
+    query: a follow-up usually continues the same article, often the same passage. What the
+    conversation has already answered goes along too: a follow-up asks for something new, so a
+    span made only of words an earlier answer gave is not its answer ("les 3 et 4 mars" again,
+    for "and when does the festival week start?")."""
     query.previous_sid, query.previous_doc = turn.previous_sid, turn.previous_doc
+    query.answered = frozenset(textmod.fold(w) for a in turn.answers for w in textmod.words(a))
     return inherit_type(query, turn)
 
 
 def inherit_type(query, turn: Turn):
     """An elliptic question ("Et en quelle année ?" has its own type; "Et celui de Google ?"
-    does not) asks for the type of the question before it."""
-    if query.qtype.answer_type is None and turn.previous_type and len(textmod.content_words(query.text, question=True)) <= 1:
+    does not) asks for the type of the question before it. One that asks why or how, or who
+    someone is, has no span type by design and keeps none."""
+    if (query.qtype.answer_type is None and query.qtype.wh in ("what", "other") and turn.previous_type
+            and len(textmod.content_words(query.text, question=True)) <= 1):
         query.qtype = dataclasses.replace(query.qtype, answer_type=turn.previous_type)
     return query

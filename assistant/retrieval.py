@@ -79,6 +79,7 @@ class Query:
     own_vectors: list[np.ndarray] = field(default_factory=list)  # the question alone, per encoder
     previous_sid: int | None = None  # the sentence that answered the previous question (follow-ups)
     previous_doc: str | None = None
+    answered: frozenset[str] = frozenset()  # folded words of the conversation's earlier short answers
     cache: dict = field(default_factory=dict)
     latent: np.ndarray | None = None  # the question's own latent terms (Retriever.latent_code), if any
 

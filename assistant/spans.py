@@ -267,7 +267,7 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
             if t is None or len(t.text) < 2 or (t.kind == "person" and len(t.text.split()) < 2 and "." not in t.text and asked == "person"
                                                 and s.kind != "person"):
                 continue
-            if re.fullmatch(r"(?:[A-ZÀ-Þ]\.-?)+", t.text) or (len(t.text) <= 2 and t.text.isupper()):
+            if re.fullmatch(r"(?=.*\.)(?:[A-ZÀ-Þ]\.?-?)+", t.text) or (len(t.text) <= 2 and t.text.isupper()):
                 continue  # a lone initial or a two-letter acronym is not an answer
             trimmed.append(t)
         pool = join_coordinated(trimmed, sentence) if plural else trimmed

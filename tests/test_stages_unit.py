@@ -273,6 +273,55 @@ def test_an_elliptic_question_inherits_the_previous_type():
     assert q.qtype.answer_type == "person"
 
 
+def test_a_why_or_how_follow_up_keeps_no_span_type():
+    class Query:
+        text = "Dans quel but ?"
+        qtype = questions.analyse("Dans quel but ?")
+
+    assert Query.qtype.wh == "why"
+    q = conversation.inherit_type(Query(), conversation.Turn("Dans quel but ?", [], "person"))
+    assert q.qtype.answer_type is None
+
+
+def test_the_conversation_remembers_its_short_answers_newest_first():
+    first = conversation.Turn("Qui dirige la guilde ?")
+    second = conversation.follow("Et depuis quand ?", first, Ans("Mira Solberg"))
+    third = conversation.follow("Où vit-elle ?", second, Ans("en 2029", span_type="date", asked_type="date"))
+    assert third.answers == ("en 2029", "Mira Solberg")
+    fourth = conversation.follow("Pourquoi ?", third, Ans("Elle vit à Ostende depuis 2029.", span_type=None, asked_type="place"))
+    assert fourth.answers == ("en 2029", "Mira Solberg")  # a whole sentence is not a short answer
+
+    class Query:
+        text = "Pourquoi ?"
+        qtype = questions.QuestionType("why", None)
+        previous_sid = previous_doc = None
+        answered = frozenset()
+
+    q = conversation.attach(Query(), fourth)
+    assert q.answered == {"en", "2029", "mira", "solberg"}
+
+
+def test_a_follow_up_is_not_answered_with_what_the_conversation_already_answered():
+    sentence = "La guilde Hansa Nord tient sa foire les 3 et 4 mars, et sa semaine des métiers commence le 27 février."
+    cands = spans.candidates(sentence)
+    anchors = [sentence.index("semaine"), sentence.index("commence")]
+    question_words = {"quand", "commence", "semaine"}
+    first = spans.choose(sentence, cands, "date", [sentence.index("foire")], {"quand", "foire"})
+    assert first.span.text == "les 3 et 4 mars"
+    answered = {"les", "3", "et", "4", "mars"}
+    again = spans.choose(sentence, cands, "date", anchors, question_words | answered)
+    assert again.span.text == "le 27 février"
+
+
+def test_a_name_trimmed_to_its_initials_is_no_answer():
+    sentence = "Selon une source proche du dossier, K.T. Morohashi viendra."
+    kt = sentence.index("K.T.")
+    cands = spans.candidates(sentence, [(kt, kt + len("K.T. Morohashi"), "PER")])
+    # asked who the source is, after "K.T. Morohashi" answered the turn before: "K.T" is left
+    known = {"qui", "source", "k", "t", "morohashi"}
+    assert spans.choose(sentence, cands, "person", [sentence.index("source")], known) is None
+
+
 # ---- dictionary expansion ----------------------------------------------------------------------------
 
 
@@ -350,3 +399,38 @@ def test_cross_validated_abstention_threshold_and_recall_by_kind():
     report = cv_abstention(np.array(X), np.array(y), np.array(arts, dtype=object), kinds, max_false_rate=0.0)
     assert report == {"questions": 54, "false_abstentions": 0, "precision": 1.0, "near_miss_recall": 1.0,
                       "off_topic_recall": 1.0, "auc": 1.0}
+
+
+# ---- sentences set in their article's past --------------------------------------------------------
+
+
+class _YearStore:
+    """Three sentences of one article published in 2031 (invented)."""
+
+    texts = ["Six mois plus tard, en mai 2029, la guilde de Ostende prenait le relais.",
+             "La foire était alors coprésidée par Mira Solberg.",
+             "En 2031, la foire sera coprésidée par Aldo Brink, et la suivante en 2033."]
+
+    def sentence(self, sid):
+        from types import SimpleNamespace
+        return SimpleNamespace(doc_id="guilde")
+
+    def document(self, doc_id):
+        return {"published": "2031-02-05"}
+
+    def sentence_text(self, sid):
+        return self.texts[sid]
+
+    def previous_sentence(self, sid):
+        return sid - 1 if sid > 0 else None
+
+
+def test_a_sentence_naming_only_years_before_its_article_is_set_in_the_past():
+    from types import SimpleNamespace
+
+    from assistant.answering import Answerer
+
+    answerer = Answerer(SimpleNamespace(store=_YearStore()))
+    assert answerer.earlier_years(0)  # May 2029, in an article of 2031
+    assert answerer.earlier_years(1)  # the sentence before it names 2029, this one no year
+    assert not answerer.earlier_years(2)  # names the article's own year and a later one
