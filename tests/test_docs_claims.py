@@ -27,11 +27,11 @@ def _settings_fields() -> set[str]:
 
 
 def _env_lookups() -> set[str]:
-    """SUMMIT_* names the code reads directly (os.environ, typer envvar=...)."""
+    """SUMMIT_* names the code reads directly (os.environ, typer envvar=..., getenv in C)."""
     names = set()
-    for folder in ("assistant", "api", "benchmarks"):
-        for path in (REPO / folder).glob("*.py"):
-            names |= set(re.findall(r"[\"'](SUMMIT_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+    paths = [p for folder in ("assistant", "api", "benchmarks") for p in (REPO / folder).glob("*.py")]
+    for path in paths + sorted((REPO / "assistant" / "native").glob("*.c")):
+        names |= set(re.findall(r"[\"'](SUMMIT_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
     return names
 
 
