@@ -85,3 +85,36 @@ def test_e5_engine_wait_policy_and_spin_count_can_be_set(monkeypatch):
     seen, after = _engine_environment(monkeypatch, SUMMIT_E5_WAIT_POLICY="PASSIVE", SUMMIT_E5_SPINCOUNT="1000")
     assert seen == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000", "threads": 2}
     assert after == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None}
+
+
+def test_the_e5_engine_is_called_from_one_thread_whatever_thread_asks():
+    """libgomp keeps a team per calling thread and throttles every worker's spin once it manages
+    more threads than CPUs; the engine wrapper runs every call on the thread that loaded it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant.embedding import OneThreadEngine
+
+    class FakeEngine:
+        dim = 4
+
+        def __init__(self):
+            self.loaded_on = threading.current_thread()
+            self.calls = []
+
+        def query(self, texts):
+            self.calls.append(threading.current_thread())
+            return [len(t) for t in texts]
+
+        def twice(self, texts):  # a call that calls the engine again from inside
+            return wrapped.query(texts) + wrapped.query(texts)
+
+    wrapped = OneThreadEngine(FakeEngine)
+    assert wrapped.dim == 4 and wrapped._engine.loaded_on is not threading.current_thread()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: wrapped.query(["x" * i]), range(12)))
+    assert results == [[i] for i in range(12)]
+    assert wrapped.twice(["abc"]) == [3, 3]
+    assert set(wrapped._engine.calls) == {wrapped._engine.loaded_on}
+    wrapped.fused = None  # attributes set on the wrapper land on the engine
+    assert wrapped._engine.fused is None and wrapped.fused is None
