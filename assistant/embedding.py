@@ -158,6 +158,8 @@ class OneThreadEngine:
         return self._pool.submit(fn, *args, **kwargs).result()
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_pool", "_thread", "_engine"):
+            raise AttributeError(name)  # not set yet (copy, pickle): never recurse
         value = getattr(self._engine, name)
         return functools.partial(self._call, value) if callable(value) else value
 

@@ -118,3 +118,6 @@ def test_the_e5_engine_is_called_from_one_thread_whatever_thread_asks():
     assert set(wrapped._engine.calls) == {wrapped._engine.loaded_on}
     wrapped.fused = None  # attributes set on the wrapper land on the engine
     assert wrapped._engine.fused is None and wrapped.fused is None
+    blank = OneThreadEngine.__new__(OneThreadEngine)  # as copy and pickle make one: no recursion
+    with pytest.raises(AttributeError):
+        blank.query
