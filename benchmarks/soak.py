@@ -7,7 +7,9 @@ when there is one, so ./index is never touched) and runs ``--clients`` concurren
 that mix valid requests (questions in French and English, never-seen questions that churn the
 caches, search, chat completions streamed or not, documents, health) with invalid ones (empty,
 oversized, bad JSON, invalid UTF-8, lone surrogates, bad k, unknown ids, path traversal, wrong
-methods and content types). The server's resident memory (VmRSS in /proc/<pid>/status) is
+methods and content types). Each client first sends its share of one request of every kind,
+whatever the clock says, so even a short run on a slow machine sees every status the table
+expects; then kinds are drawn at random by weight. The server's resident memory (VmRSS in /proc/<pid>/status) is
 sampled every second.
 
 The server answers at once but finishes loading its SentenceTransformer in the background (about
@@ -230,33 +232,39 @@ async def run_load(url: str, clients: int, seconds: float, seed: int, progress: 
 
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
+        async def send(kind: Kind, rng: random.Random) -> None:
+            spec = make_request(kind.name, rng)
+            t0 = time.perf_counter()
+            try:
+                if kind.name == "chat-stream":
+                    async with client.stream(**spec) as r:
+                        body = await r.aread()
+                    ok_body = body.endswith(b"data: [DONE]\n\n")
+                else:
+                    r = await client.request(**spec)
+                    ok_body = r.headers.get("content-type", "").startswith("application/json")
+                status = str(r.status_code)
+            except httpx.HTTPError as exc:
+                at = seconds - (deadline - time.monotonic())
+                tally.transport_errors.append(f"{kind.name} at {at:.1f} s after {(time.perf_counter() - t0) * 1000:.0f} ms: "
+                                              f"{type(exc).__name__}: {exc} ({_causes(exc)})"[:300])
+                tally.statuses["transport-error"] += 1
+                tally.by_kind[kind.name]["transport-error"] += 1
+                return
+            tally.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            tally.statuses[status] += 1
+            tally.by_kind[kind.name][status] += 1
+            if r.status_code not in kind.expect or not ok_body:
+                tally.unexpected.append(f"{kind.name}: {r.status_code} {r.text[:200] if kind.name != 'chat-stream' else ''}"[:300])
+
         async def worker(n: int) -> None:
             rng = random.Random(seed * 1000 + n)
+            # Every kind once first, shared out among the workers and sent whatever the clock
+            # says: a short or slow run still covers every status the table expects.
+            for kind in kinds[n::clients]:
+                await send(kind, rng)
             while time.monotonic() < deadline:
-                kind = rng.choices(kinds, weights)[0]
-                spec = make_request(kind.name, rng)
-                t0 = time.perf_counter()
-                try:
-                    if kind.name == "chat-stream":
-                        async with client.stream(**spec) as r:
-                            body = await r.aread()
-                        ok_body = body.endswith(b"data: [DONE]\n\n")
-                    else:
-                        r = await client.request(**spec)
-                        ok_body = r.headers.get("content-type", "").startswith("application/json")
-                    status = str(r.status_code)
-                except httpx.HTTPError as exc:
-                    at = seconds - (deadline - time.monotonic())
-                    tally.transport_errors.append(f"{kind.name} at {at:.1f} s after {(time.perf_counter() - t0) * 1000:.0f} ms: "
-                                                  f"{type(exc).__name__}: {exc} ({_causes(exc)})"[:300])
-                    tally.statuses["transport-error"] += 1
-                    tally.by_kind[kind.name]["transport-error"] += 1
-                    continue
-                tally.latencies_ms.append((time.perf_counter() - t0) * 1000)
-                tally.statuses[status] += 1
-                tally.by_kind[kind.name][status] += 1
-                if r.status_code not in kind.expect or not ok_body:
-                    tally.unexpected.append(f"{kind.name}: {r.status_code} {r.text[:200] if kind.name != 'chat-stream' else ''}"[:300])
+                await send(rng.choices(kinds, weights)[0], rng)
 
         async def ticker() -> None:
             start = time.monotonic()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import percentile, rss_summary
+from benchmarks.soak import KINDS, percentile, rss_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,8 @@ def test_short_soak_completes_without_5xx(tmp_path: Path) -> None:
     assert summary["transport_errors"] == 0, summary["examples"]
     assert summary["unexpected_statuses"] == 0, summary["examples"]
     assert summary["requests"] > 0 and summary["valid_requests"] > 0 and summary["invalid_requests"] > 0
-    assert {"200", "404", "422"} <= set(summary["statuses"])
+    # every kind is sent at least once, however few requests fit in the run: all expected statuses
+    assert {str(s) for kind in KINDS for s in kind.expect} <= set(summary["statuses"])
     assert summary["rss"]["samples"] >= 3 and summary["server_log"]["tracebacks"] == 0
     assert run.returncode == 0, run.stderr[-2000:]
 
