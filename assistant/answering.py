@@ -258,6 +258,7 @@ class Answerer:
         typed = asked not in (None, "yesno")
         why = query.qtype.wh == "why"
         question_years = bool(_YEAR.search(query.text))
+        known = set(query.forms) | query.answered  # what no answer span may be made of only
         # Latent terms (e5's sparse head): None when the index or the question has none; the
         # features then take the value the model was fitted around (they count for nothing).
         latent_of = getattr(store, "latent_scores", None)
@@ -291,7 +292,6 @@ class Answerer:
             text = store.sentence_text(sid)
             choice = None
             if typed:
-                known = set(query.forms) | query.answered
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
                                       known, plural=query.qtype.plural)
                 if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
