@@ -127,12 +127,12 @@ VNNI_TARGET static inline __m512 reduce16(const __m512 x[16]) {
  * step. The -8 nibble offset is taken off in the integer lanes (each lane starts at minus 8 times
  * its own activation bytes), so every lane holds an exact signed block partial before it is
  * scaled; only the float summation order differs from the stock kernel. */
-VNNI_TARGET static void matmul_vnni(const expanded_t *e, const float *bias, const int8_t *aq, const float *ad,
+VNNI_TARGET static int matmul_vnni(const expanded_t *e, const float *bias, const int8_t *aq, const float *ad,
                         float *Y, int L, int nout, int nin) {
     int nb = nin / QK, np = nb / 2;
     int8_t *ap = (int8_t *)aligned_alloc(64, ((size_t)L * nin + 63) / 64 * 64);
     int32_t *neg = (int32_t *)aligned_alloc(64, (size_t)L * np * 64);
-    if (!ap || !neg) { free(ap); free(neg); return; }
+    if (!ap || !neg) { free(ap); free(neg); return -1; } /* out of memory: the caller falls back */
     const __m512i eights = _mm512_set1_epi8(8);
     for (int t = 0; t < L; t++)
         for (int p = 0; p < np; p++) {
@@ -177,6 +177,7 @@ VNNI_TARGET static void matmul_vnni(const expanded_t *e, const float *bias, cons
     }
     free(ap);
     free(neg);
+    return 0;
 }
 #endif
 
@@ -188,7 +189,10 @@ static void matmul_q4q8(const block_q4_0 *W, const float *bias,
     if (!e) { matmul_q4q8_stock(W, bias, aq, ad, as, Y, L, nout, nin); return; }
     int nb = nin / QK;
 #if SUMMIT_VNNI
-    if (vnni_layout(nout, nin)) { matmul_vnni(e, bias, aq, ad, Y, L, nout, nin); return; }
+    if (vnni_layout(nout, nin)) { /* weights stored interleaved: only the stock kernel, on W, can stand in */
+        if (matmul_vnni(e, bias, aq, ad, Y, L, nout, nin) != 0) matmul_q4q8_stock(W, bias, aq, ad, as, Y, L, nout, nin);
+        return;
+    }
 #endif
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int oo = 0; oo < nout; oo += RO) {
