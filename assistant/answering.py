@@ -243,8 +243,8 @@ class Answerer:
         cos = np.zeros((2, len(extended)))
         ctx = np.zeros((2, len(sids)))
         for e in range(min(n_enc, 2)):
-            cos[e] = store.vectors(e, "sentence", extended) @ query.vectors[e]
-            ccos = dict(zip(chunk_ids, store.vectors(e, "chunk", chunk_ids) @ query.vectors[e]))
+            cos[e] = self.retriever.cosines(query, e, "sentence", extended)
+            ccos = dict(zip(chunk_ids, self.retriever.cosines(query, e, "chunk", chunk_ids)))
             ctx[e] = [max(ccos[c] for c in sid_chunks[s]) for s in sids]
         if n_enc == 1:
             cos[1], ctx[1] = cos[0], ctx[0]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import abstention
+from . import centring
 from . import evaluation as ev
 from .scoring import SENTENCE_FEATURES, LogisticModel, Weights, load_weights
 
@@ -116,6 +117,24 @@ def abstain_rows(traces: list[Trace]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(X), np.array(y)
 
 
+def fit_query_means(runs) -> dict:
+    """The dev questions' mean vector per encoder and language (centring.py), keyed by encoder
+    id: {id: {language: vector}}. Every distinct dev question counts once, as asked alone."""
+    by_encoder: dict[str, dict[str, list]] = {}
+    seen: set[str] = set()
+    for assistant, qs in runs:
+        _, retriever, _ = assistant._parts()
+        ids = retriever.encoders.ids[: retriever.store.n_encoders]
+        for q in qs:
+            if q.question in seen:
+                continue
+            seen.add(q.question)
+            query = retriever.analyze(q.question)
+            for eid, v in zip(ids, query.own_vectors):
+                by_encoder.setdefault(eid, {}).setdefault(query.language, []).append(v)
+    return {eid: centring.query_means(by_lang) for eid, by_lang in by_encoder.items()}
+
+
 def choose_threshold(p: np.ndarray, y: np.ndarray, max_false_rate: float) -> float:
     """The highest threshold whose false abstentions (answerable below it) stay within budget."""
     pos = np.sort(p[y == 1])
@@ -173,10 +192,14 @@ def fit(runs, questions: list[ev.Question] | None = None, *, mode: str = "hybrid
         runs = [(runs, questions)]
     base = load_weights()
     weights = Weights(base.sentence, base.abstain, dict(base.settings, **(settings or {})))
+    # Language centring first: the features below are computed with it (centring.py).
+    centred = all(getattr(a.settings, "centring", True) for a, _ in runs)
+    weights.query_means = fit_query_means(runs) if centred else {}
 
     def install():
         for assistant, _ in runs:
-            _, _, answerer = assistant._parts()
+            _, retriever, answerer = assistant._parts()
+            retriever.set_query_means(weights.query_means)
             answerer.weights = weights
             answerer.threshold = weights.abstain.threshold
             assistant._answers = type(assistant._answers)(0)  # no cached answers while refitting

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import centring
 from . import lexicon
 from . import questions as qmod
 from . import text as textmod
@@ -33,6 +34,9 @@ TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
 WARM_UP_MAX_SENTENCES = 100_000
 CENTROID_SAMPLE = 50_000
+# With centred cosines (centring.py) the stored index ranks by the raw inner product: it is
+# asked for this many times more rows, which are then ranked again by the centred cosine.
+CENTRED_OVERSAMPLE = 4
 # Rare words say more about what a question asks than common ones.
 IDF_POWER = 1.5
 PREFIX_BONUS = 0.15
@@ -133,6 +137,76 @@ class Retriever:
         self._category_vectors: dict[str, np.ndarray] = {}
         self.dictionary_strength = DICTIONARY_STRENGTH
         self._centroids: dict[int, np.ndarray] = {}
+        # Language centring (centring.py): fitted question means per encoder (weights.json, set
+        # by set_query_means); an encoder without them compares raw vectors.
+        self.query_means: dict[int, dict[str, np.ndarray]] = {}
+        self._passage_means: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+        self._row_language: dict[tuple[str, int], str] = {}
+
+    # ---- language centring ----------------------------------------------------------------
+    def set_query_means(self, by_encoder_id: dict | None) -> None:
+        """Install the fitted question means ({encoder id: {language: vector}}); an encoder whose
+        id has none (another model than the one fitted) keeps raw cosines."""
+        means: dict[int, dict[str, np.ndarray]] = {}
+        for e, eid in enumerate(self.encoders.ids[: self.store.n_encoders]):
+            got = (by_encoder_id or {}).get(eid)
+            dim = getattr(self.encoders.members[e], "dimension", None)
+            if got:
+                vecs = {lang: np.asarray(v, dtype=np.float32) for lang, v in got.items()}
+                if not isinstance(dim, int) or all(v.shape == (dim,) for v in vecs.values()):
+                    means[e] = vecs
+        self.query_means = means
+
+    def row_language(self, level: str, rid: int) -> str:
+        key = (level, int(rid))
+        got = self._row_language.get(key)
+        if got is None:
+            rec = self.store.sentence(rid) if level == "sentence" else self.store.chunk(rid)
+            got = self._row_language[key] = str((self.store.document(rec.doc_id) or {}).get("language") or "")
+        return got
+
+    def passage_means(self, encoder: int, level: str) -> dict[str, np.ndarray]:
+        """The corpus's mean vector per document language (centring.passage_means), from at
+        most CENTROID_SAMPLE rows."""
+        key = (encoder, level)
+        got = self._passage_means.get(key)
+        if got is None:
+            ids = list(self.store.ids(level))
+            if len(ids) > CENTROID_SAMPLE:
+                ids = sorted(np.random.default_rng(0).choice(ids, CENTROID_SAMPLE, replace=False).tolist())
+            vecs = self.store.vectors(encoder, level, ids) if ids else np.zeros((0, 1), np.float32)
+            got = self._passage_means[key] = centring.passage_means(vecs, [self.row_language(level, r) for r in ids])
+        return got
+
+    def centred_query(self, query: "Query", encoder: int) -> np.ndarray:
+        """The question's vector (its conversation blended in) without its language's question mean."""
+        memo = query.cache.setdefault("centred", {})
+        got = memo.get(encoder)
+        if got is None:
+            got = memo[encoder] = centring.centre_query(query.vectors[encoder], self.query_means[encoder], query.language)
+        return got
+
+    def cosines(self, query: "Query", encoder: int, level: str, ids) -> np.ndarray:
+        """The question's cosine with stored rows: language-centred when the encoder has fitted
+        question means, else the raw cosine."""
+        ids = list(ids)
+        vecs = self.store.vectors(encoder, level, ids)
+        if encoder not in self.query_means or not ids:
+            return vecs @ query.vectors[encoder]
+        means = self.passage_means(encoder, level)
+        rows = np.stack([means.get(self.row_language(level, r), means[""]) for r in ids])
+        return centring.centred_cosines(self.centred_query(query, encoder), vecs, rows)
+
+    def _dense(self, query: "Query", encoder: int, level: str, k: int) -> list[tuple[int, float]]:
+        """The store's dense ranking of a level, by the centred cosine when the encoder centres."""
+        if encoder not in self.query_means:
+            return self.store.dense(encoder, level, query.vectors[encoder], k)
+        hits = self.store.dense(encoder, level, self.centred_query(query, encoder), k * CENTRED_OVERSAMPLE)
+        if not hits:
+            return []
+        ids = [r for r, _ in hits]
+        ranked = sorted(zip(ids, self.cosines(query, encoder, level, ids).tolist()), key=lambda kv: -kv[1])
+        return ranked[:k]
 
     def centroid(self, encoder: int) -> np.ndarray:
         """The corpus's mean sentence direction for an encoder: how typical of these articles a
@@ -171,6 +245,11 @@ class Retriever:
         self._vocab_by_prefix()
         for e in range(self.store.n_encoders):
             self.centroid(e)
+            if e in self.query_means:
+                for level in first:
+                    self.passage_means(e, level)
+                    for rid in self.store.ids(level):
+                        self.row_language(level, rid)
 
     # ---- query analysis ----------------------------------------------------------------
     def analyze(self, question: str, context: list[tuple[str, float]] = (), language: str | None = None,
@@ -317,9 +396,9 @@ class Retriever:
         rankings = []
         for e in range(store.n_encoders):
             scores: dict[int, float] = {}
-            for c, s in store.dense(e, "chunk", query.vectors[e], n):
+            for c, s in self._dense(query, e, "chunk", n):
                 scores[c] = max(scores.get(c, -1.0), s)
-            for rank, (sid, s) in enumerate(store.dense(e, "sentence", query.vectors[e], n * 2)):
+            for rank, (sid, s) in enumerate(self._dense(query, e, "sentence", n * 2)):
                 if sentence_ranks is not None:
                     sentence_ranks[sid] = min(sentence_ranks.get(sid, rank), rank)
                 for c in store.sentence(sid).chunk_ids:

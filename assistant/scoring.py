@@ -82,6 +82,8 @@ class Weights:
     sentence: LogisticModel
     abstain: LogisticModel
     settings: dict = field(default_factory=dict)  # fitted constants (context weight, conflict margin, ...)
+    # the dev questions' mean vector per encoder id and language (centring.py): {id: {lang: [..]}}
+    query_means: dict = field(default_factory=dict)
 
 
 def load_weights(path: Path | None = None) -> Weights:
@@ -93,7 +95,8 @@ def load_weights(path: Path | None = None) -> Weights:
         d = json.loads(path.read_text(encoding="utf-8"))
         try:
             return Weights(LogisticModel.from_json(d["sentence"], SENTENCE_FEATURES),
-                           LogisticModel.from_json(d["abstain"], ABSTAIN_FEATURES), d.get("settings", {}))
+                           LogisticModel.from_json(d["abstain"], ABSTAIN_FEATURES), d.get("settings", {}),
+                           d.get("query_means", {}))
         except (ValueError, KeyError) as exc:
             import logging
 
@@ -107,7 +110,9 @@ def load_weights(path: Path | None = None) -> Weights:
 def save_weights(weights: Weights, path: Path | None = None) -> Path:
     path = Path(path or WEIGHTS_FILE)
     payload = {"_note": "Fitted by `summit fit` on the dev split (eval/README.md); do not edit by hand.",
-               "sentence": weights.sentence.to_json(), "abstain": weights.abstain.to_json(), "settings": weights.settings}
+               "sentence": weights.sentence.to_json(), "abstain": weights.abstain.to_json(), "settings": weights.settings,
+               "query_means": {eid: {lang: [round(float(x), 6) for x in v] for lang, v in by_lang.items()}
+                               for eid, by_lang in weights.query_means.items()}}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

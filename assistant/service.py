@@ -99,6 +99,7 @@ class Assistant:
         from .scoring import default_weights_file, load_weights
 
         answerer = Answerer(retriever, load_weights(self.settings.weights_file or default_weights_file(self.settings.latent_terms)), min_confidence=self.settings.min_confidence)
+        retriever.set_query_means(answerer.weights.query_means if self.settings.centring else None)
         if self.warm_up:
             retriever.warm_up()
             answerer.warm_up()

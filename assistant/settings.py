@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # leave-one-article-out: sentence top-1 0.513 -> 0.549). Costs a second e5 pass per
     # question. Off, or without e5 among the encoders, the feature is neutral.
     latent_terms: bool = True
+    # Language centring of the dense cosines (centring.py): each side loses its language's mean
+    # direction (the corpus's sentences per language, the dev questions' per language, fitted by
+    # `summit fit`) before question and sentence are compared. Off = raw cosines, as fitted into
+    # weights files that hold no question means.
+    centring: bool = True
 
     chunk_sentences: int = Field(default=3, ge=1, le=20)
     chunk_overlap: int = Field(default=1, ge=0, le=19)
