@@ -37,6 +37,9 @@ CENTROID_SAMPLE = 50_000
 # With centred cosines (centring.py) the stored index ranks by the raw inner product: it is
 # asked for this many times more rows, which are then ranked again by the centred cosine.
 CENTRED_OVERSAMPLE = 4
+# A store numbering its rows 0..n-1 (FAISS) up to this many rows per level keeps them centred in
+# memory (exact centred search, as fast as the raw one); past it, or in Milvus, the above.
+CENTRED_TABLE_MAX = 200_000
 # Rare words say more about what a question asks than common ones.
 IDF_POWER = 1.5
 PREFIX_BONUS = 0.15
@@ -142,6 +145,8 @@ class Retriever:
         self.query_means: dict[int, dict[str, np.ndarray]] = {}
         self._passage_means: dict[tuple[int, str], dict[str, np.ndarray]] = {}
         self._row_language: dict[tuple[str, int], str] = {}
+        self._mean_tables: dict[tuple[int, str], tuple[dict[str, int], np.ndarray]] = {}
+        self._centred_tables: dict[tuple[int, str], np.ndarray | None] = {}
 
     # ---- language centring ----------------------------------------------------------------
     def set_query_means(self, by_encoder_id: dict | None) -> None:
@@ -190,17 +195,55 @@ class Retriever:
         """The question's cosine with stored rows: language-centred when the encoder has fitted
         question means, else the raw cosine."""
         ids = list(ids)
-        vecs = self.store.vectors(encoder, level, ids)
         if encoder not in self.query_means or not ids:
-            return vecs @ query.vectors[encoder]
-        means = self.passage_means(encoder, level)
-        rows = np.stack([means.get(self.row_language(level, r), means[""]) for r in ids])
-        return centring.centred_cosines(self.centred_query(query, encoder), vecs, rows)
+            return self.store.vectors(encoder, level, ids) @ query.vectors[encoder]
+        table = self._centred_table(encoder, level)
+        if table is not None:
+            return table[np.asarray(ids, dtype=np.int64)] @ self.centred_query(query, encoder)
+        vecs = self.store.vectors(encoder, level, ids)
+        return centring.centred_cosines(self.centred_query(query, encoder), vecs, self._row_means(encoder, level, ids))
+
+    def _centred_table(self, encoder: int, level: str) -> np.ndarray | None:
+        """Every row of a level centred and unit length, for a store whose rows are numbered
+        0..n-1 and not more than CENTRED_TABLE_MAX (the FAISS store); None otherwise (rows are then
+        centred as they are read)."""
+        key = (encoder, level)
+        if key in self._centred_tables:
+            return self._centred_tables[key]
+        ids = self.store.ids(level)
+        table = None
+        if isinstance(ids, range) and ids.start == 0 and ids.step == 1 and 0 < len(ids) <= CENTRED_TABLE_MAX:
+            vecs = np.asarray(self.store.vectors(encoder, level, ids), dtype=np.float32)
+            table = centring.unit(vecs - self._row_means(encoder, level, list(ids))).astype(np.float32)
+        self._centred_tables[key] = table
+        return table
+
+    def _row_means(self, encoder: int, level: str, ids: list) -> np.ndarray:
+        """Each row's language mean (passage_means), one row per id."""
+        key = (encoder, level)
+        table = self._mean_tables.get(key)
+        if table is None:
+            means = self.passage_means(encoder, level)
+            names = list(means)
+            table = self._mean_tables[key] = ({name: i for i, name in enumerate(names)}, np.stack([means[n] for n in names]))
+        position, matrix = table
+        default = position.get("", 0)
+        ix = np.fromiter((position.get(self.row_language(level, r), default) for r in ids), dtype=np.int64, count=len(ids))
+        return matrix[ix]
 
     def _dense(self, query: "Query", encoder: int, level: str, k: int) -> list[tuple[int, float]]:
         """The store's dense ranking of a level, by the centred cosine when the encoder centres."""
         if encoder not in self.query_means:
             return self.store.dense(encoder, level, query.vectors[encoder], k)
+        table = self._centred_table(encoder, level)
+        if table is not None:  # exact: every row
+            scores = table @ self.centred_query(query, encoder)
+            k = min(k, len(scores))
+            if k <= 0:
+                return []
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [(int(r), float(scores[r])) for r in top]
         hits = self.store.dense(encoder, level, self.centred_query(query, encoder), k * CENTRED_OVERSAMPLE)
         if not hits:
             return []
@@ -247,9 +290,8 @@ class Retriever:
             self.centroid(e)
             if e in self.query_means:
                 for level in first:
-                    self.passage_means(e, level)
-                    for rid in self.store.ids(level):
-                        self.row_language(level, rid)
+                    if self._centred_table(e, level) is None:
+                        self.passage_means(e, level)
 
     # ---- query analysis ----------------------------------------------------------------
     def analyze(self, question: str, context: list[tuple[str, float]] = (), language: str | None = None,

@@ -105,10 +105,18 @@ def _retriever(store, means=None, model_id="fake-16"):
     return r
 
 
-def test_the_retriever_ranks_by_centred_cosines_once_question_means_are_installed():
+class _SparseStore(_Store):
+    """The same rows under ids that are not 0..n-1 (as Milvus numbers them): no centred table."""
+
+    def ids(self, level):
+        return list(range(len(self.v)))
+
+
+@pytest.mark.parametrize("store_class", [_Store, _SparseStore])
+def test_the_retriever_ranks_by_centred_cosines_once_question_means_are_installed(store_class):
     text = _world(1)
     langs = ["fr", "en", "en", "fr", "fr", "en"]
-    store = _Store(np.stack([text(m, f"p-{lang}") for m, lang in enumerate(langs)]), langs)
+    store = store_class(np.stack([text(m, f"p-{lang}") for m, lang in enumerate(langs)]), langs)
     qmeans = centring.query_means({"en": [text(m, "q-en") for m in range(6) for _ in range(3)]})
     q = Query("?", "en", [text(3, "q-en")])
     raw = _retriever(store)
@@ -116,11 +124,21 @@ def test_the_retriever_ranks_by_centred_cosines_once_question_means_are_installe
     np.testing.assert_allclose(raw.cosines(q, 0, "sentence", [0, 1]), store.v[[0, 1]] @ q.vectors[0], rtol=1e-6)
     centred = _retriever(store, {"fake-16": {k: v.tolist() for k, v in qmeans.items()}})
     assert set(centred.query_means) == {0}
-    got = centred.cosines(Query("?", "en", [text(3, "q-en")]), 0, "sentence", range(6))
+    asked = text(3, "q-en")
+    got = centred.cosines(Query("?", "en", [asked]), 0, "sentence", range(6))
+    pmeans = centring.passage_means(store.v, langs)
+    expected = centring.centred_cosines(centring.centre_query(asked, qmeans, "en"), store.v,
+                                        np.stack([pmeans[lang] for lang in langs]))
     assert int(np.argmax(got)) == 3
+    searched = len(store.searched_k)
     hits = centred._dense(Query("?", "en", [text(3, "q-en")]), 0, "sentence", 2)
-    assert hits[0][0] == 3 and len(hits) == 2
-    assert store.searched_k[-1] == 2 * 4  # asked for more rows than it keeps, then ranked again
+    assert hits[0][0] == 3 and len(hits) == 2 and hits[0][1] >= hits[1][1]
+    if store_class is _Store:  # rows 0..n-1: every row centred once, an exact search
+        assert centred._centred_table(0, "sentence") is not None and len(store.searched_k) == searched
+    else:  # asked for more rows than it keeps, then ranked again
+        assert centred._centred_table(0, "sentence") is None and store.searched_k[-1] == 2 * 4
+    np.testing.assert_allclose(got, expected, atol=2e-3)  # the same cosines either way (float32)
+    assert centred._dense(q, 0, "sentence", 0) == []
 
 
 @pytest.mark.parametrize("means", [{"another-model": {"en": [0.0] * DIM}}, {"fake-16": {"en": [0.0] * (DIM + 1)}}, None])
