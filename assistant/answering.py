@@ -35,6 +35,7 @@ _LEXICAL_FEATURES = frozenset({"cov", "cov_rel", "cov_ctx", "cov_all", "min_key"
                                "ent_doc", "ent_min", "key_min", "unmatched"})
 _MODE_MISSING = {"lexical": _DENSE_FEATURES, "dense": _LEXICAL_FEATURES}
 _YEAR = re.compile(r"(?<![\d,.])(1[89]\d\d|20\d\d)(?![\d,.]\d)")
+AGREEMENT_WEIGHT = 0.0  # default (off); `summit fit` tunes it on the dev split (weights.json settings)
 CONFLICT_MARGIN = 1.0  # default; `summit fit` tunes it on the dev split (weights.json settings)
 NEAR_CHARS = 150  # about one sentence: prev_near halves one sentence away from the previous answer
 LOCAL_WINDOW = 60  # characters around an answer span where the question's words should be
@@ -104,10 +105,23 @@ class ScoredSentence:
     choice: spans.Choice | None = None
     p: float = 0.0
     logit: float = 0.0
+    support: float = 0.0  # other articles' confidence in the same answer (Answerer.corroborate)
 
     @property
     def span(self) -> str | None:
         return self.choice.span.text if self.choice else None
+
+
+# A number as written, thousands groups and decimals included: "1 500", "2,5", "10.000".
+_NUMBER = re.compile(r"\d+(?:[ \u00a0\u202f.,]\d{3})*(?:[.,]\d+)?")
+
+
+def _value_words(span: str) -> frozenset[str]:
+    """What an answer span names, to compare it with another: its numbers whole ("1 500" is not
+    "500") and its content words, folded."""
+    numbers = {re.sub(r"[\s\u00a0\u202f]", "", n) for n in _NUMBER.findall(span)}
+    words = {textmod.fold(w) for w in textmod.content_words(_NUMBER.sub(" ", span)) if not w.isdigit()}
+    return frozenset(numbers | words)
 
 
 def _published(doc: dict | None) -> str:
@@ -355,8 +369,34 @@ class Answerer:
         for s, z in zip(out, logits):
             s.logit = float(z)
             s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(z)))))
+        self.corroborate(out, asked)
         out.sort(key=lambda s: -s.logit)
         return out
+
+    def corroborate(self, scored: list[ScoredSentence], asked: str | None) -> None:
+        """Answers that other articles give too: a candidate's logit gains ``agreement_weight``
+        times its support, the chance that some other article confirms it: 1 - prod(1 - p) over
+        the best sentence of each other article whose answer span names the same thing (the words
+        of one span hold the other's: "Modi" and "Narendra Modi"). Facts that a growing corpus
+        reports again and again outweigh a sentence that fits the question as well but stands
+        alone; the support is bounded by 1, so a name many articles mention gains no more than
+        one sure confirmation. In place."""
+        weight = float(self.weights.settings.get("agreement_weight", AGREEMENT_WEIGHT))
+        if weight <= 0.0 or asked in (None, "yesno"):
+            return
+        values = [_value_words(s.span) if s.span else frozenset() for s in scored]
+        for s, own in zip(scored, values):
+            if not own:
+                continue
+            best: dict[str, float] = {}
+            for o, other in zip(scored, values):
+                if o.doc_id != s.doc_id and other and (own <= other or other <= own):
+                    best[o.doc_id] = max(best.get(o.doc_id, 0.0), o.p)
+            s.support = 1.0 - math.prod(1.0 - p for p in best.values())
+        for s in scored:
+            if s.support:
+                s.logit += weight * s.support
+                s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, s.logit))))
 
     def foreign_entities(self, query, sid: int, asked: str | None) -> float:
         """How strongly a sentence is about specific things the question never mentions: names

@@ -434,3 +434,55 @@ def test_a_sentence_naming_only_years_before_its_article_is_set_in_the_past():
     assert answerer.earlier_years(0)  # May 2029, in an article of 2031
     assert answerer.earlier_years(1)  # the sentence before it names 2029, this one no year
     assert not answerer.earlier_years(2)  # names the article's own year and a later one
+
+
+def _scored(doc_id, span, logit):
+    from types import SimpleNamespace
+
+    from assistant.answering import ScoredSentence
+
+    choice = SimpleNamespace(span=SimpleNamespace(text=span)) if span else None
+    return ScoredSentence(0, 0, doc_id, {}, np.zeros(1), choice, p=float(1 / (1 + np.exp(-logit))), logit=logit)
+
+
+def test_an_answer_other_articles_confirm_outranks_one_that_stands_alone():
+    from types import SimpleNamespace
+
+    from assistant.answering import Answerer
+
+    answerer = Answerer(SimpleNamespace(store=_YearStore()))
+    answerer.weights = scoring.Weights(answerer.weights.sentence, answerer.weights.abstain, {"agreement_weight": 2.0})
+    alone = _scored("a", "Ilse Varga", 1.0)
+    confirmed = _scored("b", "Tomas Brenner", 0.6)
+    # the same person, named in full and by surname, in two other articles; a third sentence of
+    # the same article as the candidate confirms nothing
+    others = [_scored("c", "Brenner", 0.0), _scored("d", "Tomas Brenner", -1.0), _scored("b", "Tomas Brenner", 2.0)]
+    scored = [alone, confirmed, *others]
+    answerer.corroborate(scored, "person")
+    p_c, p_d = 0.5, 1 / (1 + np.exp(1.0))
+    assert confirmed.support == pytest.approx(1 - (1 - p_c) * (1 - p_d))
+    assert alone.support == 0.0 and alone.logit == 1.0
+    assert confirmed.logit == pytest.approx(0.6 + 2.0 * confirmed.support) and confirmed.logit > alone.logit
+    assert confirmed.p == pytest.approx(1 / (1 + np.exp(-confirmed.logit)))
+
+
+def test_corroboration_is_off_without_a_fitted_weight_and_for_yes_no_questions():
+    from types import SimpleNamespace
+
+    from assistant.answering import Answerer
+
+    answerer = Answerer(SimpleNamespace(store=_YearStore()))
+    for settings, asked in (({}, "person"), ({"agreement_weight": 2.0}, "yesno"), ({"agreement_weight": 2.0}, None)):
+        answerer.weights = scoring.Weights(answerer.weights.sentence, answerer.weights.abstain, settings)
+        scored = [_scored("a", "Ilse Varga", 1.0), _scored("b", "Ilse Varga", 0.5)]
+        answerer.corroborate(scored, asked)
+        assert [s.logit for s in scored] == [1.0, 0.5] and not any(s.support for s in scored)
+
+
+def test_answer_values_compare_numbers_whole():
+    from assistant.answering import _value_words
+
+    assert _value_words("1 500 visiteurs") != _value_words("500 visiteurs")
+    assert _value_words("2,5 millions") != _value_words("3 millions")
+    assert _value_words("Ilse Varga") >= _value_words("Varga")
+    assert _value_words("le 4 mars") <= _value_words("les 3 et 4 mars")
