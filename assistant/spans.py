@@ -59,6 +59,8 @@ COUNT = re.compile(
     rf"{_APPROX}(?:{_RANGE}|{_APPROX_FR})(?:\s{_SCALE}\b)?\s(?:(?:de|d['’])\s?)?(?:[A-Za-zÀ-ÿ'’-]+)(?:\s(?:(?:de|d['’]|des|of)\s?)?[A-Za-zÀ-ÿ'’-]+)?",
     re.I,
 )
+# The quantity a count starts with: its approximation, number (or number word) and scale.
+_COUNT_HEAD = re.compile(rf"{_APPROX}(?:{_RANGE}|{_APPROX_FR})(?!\w)(?:\s{_SCALE}\b)?", re.I)
 _UPPER = r"[A-ZÀ-ÖØ-Þ]"
 _NAME_TOKEN = rf"(?:{_UPPER}\.(?:-?{_UPPER}\.)*|{_UPPER}[\w’'\-]*[\w]|{_UPPER}|\d+[A-Za-z]\w*)"
 _NAME_GLUE = r"(?:\s(?:(?:de|du|des|von|van|der|den|da|di|le|la|of|the|y|bin|ben|al|el)\s)+)"
@@ -134,20 +136,27 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
             continue
         if re.fullmatch(r"(?:19|20)\d{2}", m.group().split()[0]):
             continue
-        # the counted thing ends at the first grammar word ("58 pays ont signé" -> "58 pays")
-        toks = list(re.finditer(r"\S+", sentence[a:b]))
-        keep = 1
+        # the counted thing ends at the first grammar word ("58 pays ont signé" -> "58 pays"), or
+        # at a name after it ("2,300 stories AFP produces" -> "2,300 stories"), counted from
+        # after the quantity and its approximation ("more than 18,000", "une vingtaine")
+        head = _COUNT_HEAD.match(sentence, a)
+        q_end = head.end() if head and head.end() <= b else a
+        toks = list(re.finditer(r"\S+", sentence[q_end:b]))
+        keep = 0
         while keep < len(toks):
-            tok = toks[keep].group().lower().strip(",.;:")
+            word = toks[keep].group()
+            tok = word.lower().strip(",.;:")
             if tok in _GLUE and keep + 1 < len(toks) and toks[keep + 1].group().lower().strip(",.;:") not in textmod.STOPWORDS:
                 keep += 2  # "une centaine de délégués", "dozens of delegates"
                 continue
             if tok in textmod.STOPWORDS or re.match(r"(?:d|l)['’]$", tok):
                 break
+            if keep and word[:1].isupper() and toks[keep - 1].group()[:1].islower():
+                break  # a name after a common noun begins another phrase
             keep += 1
-        if keep < 2 and not re.search(r"\d", toks[0].group()):
+        if not keep and not re.search(r"\d", sentence[a:q_end]):
             continue  # a number word with nothing counted after it
-        b = a + toks[keep - 1].end()
+        b = q_end + toks[keep - 1].end() if keep else q_end
         add(a, b, "count")
         taken.append((a, b))
     # Names: build-time entities first, then capitalised runs they missed.

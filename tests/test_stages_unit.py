@@ -127,6 +127,17 @@ def test_choose_never_answers_with_what_the_question_names():
     assert choice.span.text == "Hansa Nord"
 
 
+def test_a_count_after_an_approximation_keeps_its_noun_and_stops_at_a_name():
+    texts = [c.text for c in spans.candidates("The guild has lent more than 4,000 wooden barrels to the brewers.") if c.kind == "count"]
+    assert texts == ["more than 4,000 wooden barrels"]
+    texts = [c.text for c in spans.candidates("Les marins ont visité plusieurs dizaines de ports.") if c.kind == "count"]
+    assert texts == ["dizaines de ports"]
+    texts = [c.text for c in spans.candidates("The fair shows the 1,200 looms Varga builds each year.") if c.kind == "count"]
+    assert texts == ["1,200 looms"]
+    texts = [c.text for c in spans.candidates("The port ordered 30 Kestrel cranes.") if c.kind == "count"]
+    assert texts == ["30 Kestrel cranes"]  # a name right after the number is what is counted
+
+
 def test_a_counted_noun_of_the_question_binds_the_count():
     sentence = "Sur les 35 quais recensés, la guilde a proposé quatre entrepôts."
     cands = spans.candidates(sentence)
