@@ -54,8 +54,9 @@ def features(query, best, second, kind_asked: bool, domain: tuple[float, float] 
     weak_share = sum(w.importance for w in own if w.strength < WEAK_MATCH) / total if total else 0.0
     unknown_names = sum(w.importance for w in own if w.entity and w.strength < ENTITY_KNOWN_STRENGTH) / total if total else 0.0
     values = {
-        "best_p": best.p,
-        "best_logit": best.logit,
+        # the best sentence's own evidence, not its corroboration by other articles (answering.py)
+        "best_p": 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, best.own_logit)))),
+        "best_logit": best.own_logit,
         "second_p": second.p if second is not None else 0.0,
         "cov": f["cov"],
         "min_key": f["min_key"],

@@ -106,6 +106,7 @@ class ScoredSentence:
     p: float = 0.0
     logit: float = 0.0
     support: float = 0.0  # other articles' confidence in the same answer (Answerer.corroborate)
+    own_logit: float = 0.0  # the sentence's own score, before corroboration (what abstention weighs)
 
     @property
     def span(self) -> str | None:
@@ -367,7 +368,7 @@ class Answerer:
         X = np.stack([s.x for s in out])
         logits = self.weights.sentence.logit(X)
         for s, z in zip(out, logits):
-            s.logit = float(z)
+            s.logit = s.own_logit = float(z)
             s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(z)))))
         self.corroborate(out, asked)
         out.sort(key=lambda s: -s.logit)
@@ -380,7 +381,9 @@ class Answerer:
         of one span hold the other's: "Modi" and "Narendra Modi"). Facts that a growing corpus
         reports again and again outweigh a sentence that fits the question as well but stands
         alone; the support is bounded by 1, so a name many articles mention gains no more than
-        one sure confirmation. In place."""
+        one sure confirmation. It orders the candidates only: abstention weighs the best one's own
+        score (``own_logit``), or a corpus whose facts are each told once (one article, or a
+        new topic) would be refused more often than one that repeats itself. In place."""
         weight = float(self.weights.settings.get("agreement_weight", AGREEMENT_WEIGHT))
         if weight <= 0.0 or asked in (None, "yesno"):
             return

@@ -239,6 +239,7 @@ class Scored:
                                  "type_fit", "type_bound", "local_cov", "cos0", "cos1")}
         base.update(f)
         self.features, self.p, self.logit = base, p, float(np.log(p / (1 - p)))
+        self.own_logit = self.logit
 
 
 class Q:
@@ -453,7 +454,14 @@ def _scored(doc_id, span, logit):
     from assistant.answering import ScoredSentence
 
     choice = SimpleNamespace(span=SimpleNamespace(text=span)) if span else None
-    return ScoredSentence(0, 0, doc_id, {}, np.zeros(1), choice, p=float(1 / (1 + np.exp(-logit))), logit=logit)
+    return ScoredSentence(0, 0, doc_id, {}, np.zeros(1), choice, p=float(1 / (1 + np.exp(-logit))), logit=logit,
+                          own_logit=logit)
+
+
+def _with_features(scored):
+    scored.features = {k: 0.0 for k in ("cov", "min_key", "cov_ctx", "key_min", "unmatched", "ent", "ent_doc", "ent_min",
+                                        "type_fit", "type_bound", "local_cov", "cos0", "cos1")}
+    return scored
 
 
 def test_an_answer_other_articles_confirm_outranks_one_that_stands_alone():
@@ -475,6 +483,10 @@ def test_an_answer_other_articles_confirm_outranks_one_that_stands_alone():
     assert alone.support == 0.0 and alone.logit == 1.0
     assert confirmed.logit == pytest.approx(0.6 + 2.0 * confirmed.support) and confirmed.logit > alone.logit
     assert confirmed.p == pytest.approx(1 / (1 + np.exp(-confirmed.logit)))
+    # the order changes, not the evidence abstention weighs
+    assert confirmed.own_logit == 0.6
+    x = dict(zip(abstention.ABSTAIN_FEATURES, abstention.features(Q([]), _with_features(confirmed), None, True)))
+    assert x["best_logit"] == 0.6
 
 
 def test_corroboration_is_off_without_a_fitted_weight_and_for_yes_no_questions():
