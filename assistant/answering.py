@@ -191,6 +191,16 @@ class Answerer:
         return [m.start() for m in re.finditer(r"[\w’'-]+", text)
                 if vocab_row.get(m.group().lower(), -1) in rows or textmod.stem(m.group().lower(), lang) in terms]
 
+    def counted_anchors(self, query, sid: int) -> frozenset[int]:
+        """Where the words of what a count question counts match in the sentence."""
+        counted = getattr(query.qtype, "counted", ())
+        if not counted:
+            return frozenset()
+        wanted = {textmod.fold(w) for w in counted}
+        positions = self.word_positions(query, sid)
+        return frozenset(p for i, ps in positions.items()
+                         if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
+
     def word_positions(self, query, sid: int) -> dict[int, list[int]]:
         """Where each of the question's own words matches in the sentence: word index -> offsets."""
         memo = query.cache.setdefault("word_positions", {})
@@ -308,7 +318,7 @@ class Answerer:
             choice = None
             if typed:
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
-                                      known, plural=query.qtype.plural)
+                                      known, plural=query.qtype.plural, counted=self.counted_anchors(query, sid))
                 if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
                     choice = self._referent(prev, asked, known)
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)

@@ -66,6 +66,35 @@ class QuestionType:
     answer_type: str | None  # see the module docstring
     head: str | None = None  # the noun after which/what/quel
     plural: bool = False  # "which countries", "quels pays": a list may answer
+    counted: tuple[str, ...] = ()  # the words of what a count question counts ("how many giant sites")
+
+
+_COUNTED = re.compile(r"\b(?:how many|combien\s+(?:de|d['’]))\s*(.*)", re.I)
+
+
+def counted_words(question: str) -> tuple[str, ...]:
+    """What a count question counts: the words after "how many" / "combien de" up to the first
+    grammar word ("how many giant computing sites does ..." -> giant, computing, sites;
+    "combien de dirigeants nationaux ont ..." -> dirigeants, nationaux)."""
+    m = _COUNTED.search(question)
+    if not m:
+        return ()
+    out = []
+    for w in re.findall(r"[\w’'-]+", m.group(1)):
+        low = w.lower()
+        elided = re.match(r"(\w+)['’](\w.*)", low)
+        if elided:
+            if elided.group(1) != "d" or not out:
+                break  # "l'électricien": an article begins another phrase
+            low = elided.group(2)  # "chefs d'État": the complement belongs to the noun
+        if low in textmod.STOPWORDS or low in ("of", "is", "are", "was", "were", "did", "does", "do", "will", "have", "has"):
+            if out:
+                break
+            continue  # "how many of the ...": grammar before the noun
+        out.append(low)
+        if len(out) == 3:
+            break
+    return tuple(out)
 
 
 def _first_match(question: str) -> tuple[str, int] | None:
@@ -151,4 +180,4 @@ def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
     if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
         # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count
         return QuestionType("how_much", "money")
-    return QuestionType(wh, name)
+    return QuestionType(wh, name, counted=counted_words(q) if name == "count" else ())

@@ -73,6 +73,7 @@ _HAS_MONTH = re.compile(_MONTHS, re.I)
 
 _GLUE = frozenset({"de", "des", "du", "of"})
 SURE_DISTANCE = 40  # characters from a matched question word
+COUNTED_ELSEWHERE = 30  # a count holding a question word, when the counted one is elsewhere
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
 # Which candidate types answer which asked type, and how well (a person asked: a person is
 # best, an organisation or a country can be the actor).
@@ -188,10 +189,13 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
     return out
 
 
-def _anchor_distance(span: Span, anchors: list[int], sentence: str) -> float:
+def _anchor_distance(span: Span, anchors: list[int], sentence: str, counted: frozenset[int] = frozenset()) -> float:
     """How far a candidate is from the question's matched words, in characters, with every clause
     boundary in between counting as far, and a candidate right after a matched word (news style
-    names the role, then the person: "le fondateur de Robotix SA Kenji Morohashi") preferred."""
+    names the role, then the person: "le fondateur de Robotix SA Kenji Morohashi") preferred.
+    ``counted``: where the words of what a count question counts matched; when the sentence has
+    them, a number holding another question word ("1 000 participants" for "how many nations")
+    is near, not bound."""
     if not anchors:
         return 200.0
     best = 1e9
@@ -199,7 +203,9 @@ def _anchor_distance(span: Span, anchors: list[int], sentence: str) -> float:
     for p in anchors:
         if span.start <= p < span.end:
             if numeric:
-                return 0.0  # "combien de terrains" and "quatre terrains": the counted thing is asked
+                if not counted or p in counted:
+                    return 0.0  # "combien de terrains" and "quatre terrains": the counted thing is asked
+                best = min(best, COUNTED_ELSEWHERE)
             continue  # the anchor is inside a name: the question names it
         if p < span.start:
             between = sentence[p : span.start]
@@ -263,8 +269,9 @@ class Choice:
 
 
 def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[int], forms: set[str],
-           *, plural: bool = False) -> Choice | None:
-    """The candidate of the asked type bound to the question, or None."""
+           *, plural: bool = False, counted: frozenset[int] = frozenset()) -> Choice | None:
+    """The candidate of the asked type bound to the question, or None. ``counted``: the anchors
+    of what a count question counts (_anchor_distance)."""
     if asked is None or asked == "yesno":
         return None
     compat = COMPATIBLE.get(asked, {})
@@ -288,7 +295,7 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
     scored = []
     for s in pool:
         fit = compat.get(s.kind, 0.0)
-        dist = _anchor_distance(s, anchors, sentence)
+        dist = _anchor_distance(s, anchors, sentence, counted)
         scored.append(Choice(s, fit, dist, fit - dist / 150.0))
     scored.sort(key=lambda c: -c.score)
     return scored[0]

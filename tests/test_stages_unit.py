@@ -145,6 +145,29 @@ def test_a_counted_noun_of_the_question_binds_the_count():
     assert choice.span.text == "quatre entrepôts"
 
 
+def test_the_counted_word_binds_the_count_over_another_question_word():
+    # "Combien de ports les marins ont-ils visités ?": both counts hold a question word
+    sentence = "Au total, 900 marins venus de plus de 40 ports ont défilé."
+    cands = spans.candidates(sentence)
+    anchors = [sentence.index("marins"), sentence.index("ports")]
+    choice = spans.choose(sentence, cands, "count", anchors, {"ports", "marins"}, counted=frozenset({sentence.index("ports")}))
+    assert choice.span.text == "plus de 40 ports" and choice.distance == 0.0
+    rival = spans.choose(sentence, [c for c in cands if "marins" in c.text], "count", anchors, set(), counted=frozenset({sentence.index("ports")}))
+    assert rival.distance == spans.COUNTED_ELSEWHERE  # near, not bound
+
+
+@pytest.mark.parametrize("question, counted", [
+    ("How many of these wooden barges does the guild own?", ("wooden", "barges")),
+    ("Combien de chefs d'atelier ont signé ?", ("chefs", "atelier")),
+    ("Combien de quais l'armateur a-t-il loués ?", ("quais",)),
+    ("The fair drew visitors from how many towns?", ("towns",)),
+    ("When does the fair open?", ()),
+])
+def test_a_count_question_names_what_it_counts(question, counted):
+    assert questions.counted_words(question) == counted
+    assert questions.analyse(question, no_similarity).counted == (counted if counted else ())
+
+
 def test_coordinated_candidates_join_for_a_plural_question():
     sentence = "La Norvège et le Portugal n'ont pas voté la charte."
     no, pt = sentence.index("Norvège"), sentence.index("Portugal")
