@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .scoring import sigmoid
+
 # Few features, strongly regularised (fitting.py): a threshold fitted on one set of articles
 # must hold on others (more features fitted dev better and test worse).
 ABSTAIN_FEATURES: tuple[str, ...] = (
@@ -55,7 +57,7 @@ def features(query, best, second, kind_asked: bool, domain: tuple[float, float] 
     unknown_names = sum(w.importance for w in own if w.entity and w.strength < ENTITY_KNOWN_STRENGTH) / total if total else 0.0
     values = {
         # the best sentence's own evidence, not its corroboration by other articles (answering.py)
-        "best_p": 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, best.own_logit)))),
+        "best_p": sigmoid(best.own_logit),
         "best_logit": best.own_logit,
         "second_p": second.p if second is not None else 0.0,
         "cov": f["cov"],

@@ -16,7 +16,7 @@ import numpy as np
 from . import abstention, spans
 from . import text as textmod
 from .retrieval import Retrieved, Retriever
-from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match, unmatched_share
+from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match, sigmoid, unmatched_share
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse à cette question dans mes sources.",
@@ -193,7 +193,7 @@ class Answerer:
 
     def counted_anchors(self, query, sid: int) -> frozenset[int]:
         """Where the words of what a count question counts match in the sentence."""
-        counted = getattr(query.qtype, "counted", ())
+        counted = query.qtype.counted
         if not counted:
             return frozenset()
         wanted = {textmod.fold(w) for w in counted}
@@ -230,8 +230,8 @@ class Answerer:
 
     def local_coverage(self, query, sid: int, span: spans.Span) -> float:
         """Share of the question's own meaning matched close to the answer span, in its clause: an
-        answer is bound to what was asked ("58 pays ont signé" for how many countries signed) and
-        a near-miss is not ("how many Nordic countries": "nordique" is elsewhere)."""
+        answer is bound to what was asked ("12 guildes ont signé" for how many guilds signed) and
+        a near-miss is not ("how many coastal guilds": "côtière" is elsewhere)."""
         text = self.store.sentence_text(sid)
         pos = self.word_positions(query, sid)
         total = got = 0.0
@@ -379,7 +379,7 @@ class Answerer:
         logits = self.weights.sentence.logit(X)
         for s, z in zip(out, logits):
             s.logit = s.own_logit = float(z)
-            s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(z)))))
+            s.p = sigmoid(s.logit)
         self.corroborate(out, asked)
         out.sort(key=lambda s: -s.logit)
         return out
@@ -388,7 +388,7 @@ class Answerer:
         """Answers that other articles give too: a candidate's logit gains ``agreement_weight``
         times its support, the chance that some other article confirms it: 1 - prod(1 - p) over
         the best sentence of each other article whose answer span names the same thing (the words
-        of one span hold the other's: "Modi" and "Narendra Modi"). Facts that a growing corpus
+        of one span hold the other's: "Varga" and "Ilse Varga"). Facts that a growing corpus
         reports again and again outweigh a sentence that fits the question as well but stands
         alone; the support is bounded by 1, so a name many articles mention gains no more than
         one sure confirmation. It orders the candidates only: abstention weighs the best one's own
@@ -409,7 +409,7 @@ class Answerer:
         for s in scored:
             if s.support:
                 s.logit += weight * s.support
-                s.p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, s.logit))))
+                s.p = sigmoid(s.logit)
 
     def foreign_entities(self, query, sid: int, asked: str | None) -> float:
         """How strongly a sentence is about specific things the question never mentions: names

@@ -66,16 +66,18 @@ class QuestionType:
     answer_type: str | None  # see the module docstring
     head: str | None = None  # the noun after which/what/quel
     plural: bool = False  # "which countries", "quels pays": a list may answer
-    counted: tuple[str, ...] = ()  # the words of what a count question counts ("how many giant sites")
+    counted: tuple[str, ...] = ()  # the words of what a count question counts ("how many wooden barges")
 
 
+# Verbs that can follow an interrogative word directly ("which is", "how many did").
+_AUXILIARIES = ("is", "are", "was", "were", "est", "sont", "did", "does", "do", "will")
 _COUNTED = re.compile(r"\b(?:how many|combien\s+(?:de|d['’]))\s*(.*)", re.I)
 
 
 def counted_words(question: str) -> tuple[str, ...]:
     """What a count question counts: the words after "how many" / "combien de" up to the first
-    grammar word ("how many giant computing sites does ..." -> giant, computing, sites;
-    "combien de dirigeants nationaux ont ..." -> dirigeants, nationaux)."""
+    grammar word ("how many wooden river barges does ..." -> wooden, river, barges;
+    "combien de tisserands flamands ont ..." -> tisserands, flamands)."""
     m = _COUNTED.search(question)
     if not m:
         return ()
@@ -87,7 +89,7 @@ def counted_words(question: str) -> tuple[str, ...]:
             if elided.group(1) != "d" or not out:
                 break  # "l'électricien": an article begins another phrase
             low = elided.group(2)  # "chefs d'État": the complement belongs to the noun
-        if low in textmod.STOPWORDS or low in ("of", "is", "are", "was", "were", "did", "does", "do", "will", "have", "has"):
+        if low in textmod.STOPWORDS or low in _AUXILIARIES or low in ("of", "have", "has"):
             if out:
                 break
             continue  # "how many of the ...": grammar before the noun
@@ -125,7 +127,7 @@ def head_noun(question: str) -> tuple[str | None, bool]:
     if not m:
         return None, False
     word = m.group(1)
-    if word.lower() in textmod.STOPWORDS or word.lower() in ("is", "are", "was", "were", "est", "sont", "did", "does", "do", "will"):
+    if word.lower() in textmod.STOPWORDS or word.lower() in _AUXILIARIES:
         return None, False
     # "what French company" / "quelle jeune pousse": an adjective first, the noun after it
     if m.group(2) and m.group(2).lower() not in textmod.STOPWORDS and (word[0].isupper() or word.lower().endswith(("ian", "ais", "aise", "ean", "ese", "ish"))):

@@ -137,9 +137,9 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
             continue
         if re.fullmatch(r"(?:19|20)\d{2}", m.group().split()[0]):
             continue
-        # the counted thing ends at the first grammar word ("58 pays ont signé" -> "58 pays"), or
-        # at a name after it ("2,300 stories AFP produces" -> "2,300 stories"), counted from
-        # after the quantity and its approximation ("more than 18,000", "une vingtaine")
+        # the counted thing ends at the first grammar word ("12 guildes ont signé" -> "12 guildes"),
+        # or at a name after it ("1,200 looms Varga builds" -> "1,200 looms"), counted from after
+        # the quantity and its approximation ("more than 4,000", "une vingtaine")
         head = _COUNT_HEAD.match(sentence, a)
         q_end = head.end() if head and head.end() <= b else a
         toks = list(re.finditer(r"\S+", sentence[q_end:b]))
@@ -148,7 +148,7 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
             word = toks[keep].group()
             tok = word.lower().strip(",.;:")
             if tok in _GLUE and keep + 1 < len(toks) and toks[keep + 1].group().lower().strip(",.;:") not in textmod.STOPWORDS:
-                keep += 2  # "une centaine de délégués", "dozens of delegates"
+                keep += 2  # "une centaine de tisserands", "dozens of weavers"
                 continue
             if tok in textmod.STOPWORDS or re.match(r"(?:d|l)['’]$", tok):
                 break
@@ -194,7 +194,7 @@ def _anchor_distance(span: Span, anchors: list[int], sentence: str, counted: fro
     boundary in between counting as far, and a candidate right after a matched word (news style
     names the role, then the person: "le fondateur de Robotix SA Kenji Morohashi") preferred.
     ``counted``: where the words of what a count question counts matched; when the sentence has
-    them, a number holding another question word ("1 000 participants" for "how many nations")
+    them, a number holding another question word ("900 marins" for "combien de ports")
     is near, not bound."""
     if not anchors:
         return 200.0
