@@ -121,8 +121,38 @@ def is_yes_no(question: str) -> bool:
     return False
 
 
+_HEAD_PHRASE = re.compile(
+    r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle|lesquels|lesquelles)\s+(?:(?:kind|type|sort)\s+of\s+)?([^?.,;:!()«»\"]*)",
+    re.I,
+)
+HEAD_PHRASE_WORDS = 4
+# English prepositions a stopword list may lack: a noun phrase ends before them (a closed class)
+_PREPOSITIONS_EN = frozenset({"behind", "beyond", "across", "along", "among", "amongst", "around", "toward", "towards",
+                              "upon", "within", "without", "despite", "near", "inside", "outside", "beside", "via"})
+
+
+def head_phrase(question: str, language: str | None = None, keep_case: bool = False) -> list[str]:
+    """The words after which/what/quel up to the first grammar word or punctuation, at most four:
+    the noun phrase asked about with its modifiers ("which young Flemish river port" -> young,
+    flemish, river, port; "quel chef de gouvernement" -> chef: "de" is a grammar word)."""
+    m = _HEAD_PHRASE.search(question)
+    if not m:
+        return []
+    stop = {"en": textmod.STOPWORDS_EN, "fr": textmod.STOPWORDS_FR}.get(language or "", textmod.STOPWORDS)
+    out = []
+    for w in re.findall(r"[\w’'-]+", m.group(1)):
+        low = w.lower()
+        if low in stop or low in _AUXILIARIES or low in _PREPOSITIONS_EN or re.match(r"\w['’]", low):
+            break
+        out.append(w)
+        if len(out) == HEAD_PHRASE_WORDS:
+            break
+    return [w.lower() for w in out] if keep_case is False else out
+
+
 def head_noun(question: str) -> tuple[str | None, bool]:
-    """The noun after which/what/quel, and whether it is plural."""
+    """The noun after which/what/quel, and whether it is plural (the first word of the phrase, or
+    the second after a name-like adjective; ``analyse`` weighs the whole phrase)."""
     m = _WHICH.search(question)
     if not m:
         return None, False
@@ -136,31 +166,46 @@ def head_noun(question: str) -> tuple[str | None, bool]:
     return word.lower(), plural
 
 
+def head_order(question: str, language: str | None) -> list[str]:
+    """The words of the head phrase, the likeliest head noun first. English puts the noun last
+    ("which young river port": port), French first ("quel port fluvial": port), after a
+    name-like adjective at most (head_noun)."""
+    phrase = head_phrase(question, language, keep_case=True)
+    first, _ = head_noun(question)
+    if language == "en":
+        # a capitalised word is a name or a name-like adjective ("South American"), not the head
+        order = [w.lower() for w in reversed(phrase) if not w[:1].isupper()]
+    else:
+        order = ([first] if first else []) + [w.lower() for w in phrase if w.lower() != first]
+    return order
+
+
 def classify_head(head: str | None, similarity, corpus_type=None) -> str | None:
-    """The category of a head noun: a category word itself; else what the noun introduces in
-    the corpus (``corpus_type``: "la commissaire Ilona Vesterberg" makes "commissaire" a person word);
-    else the closest category word when close enough (``similarity`` maps (word, words) to the
-    best cosine of word vectors). None when nothing says: the sentence then answers."""
+    """The category of a head noun: a category word itself; else the closest category word when
+    close enough (``similarity`` maps (word, words) to the best cosine of word vectors); else what
+    the noun introduces in the corpus (``corpus_type``: "la commissaire Ilona Vesterberg" makes
+    "commissaire" a person word). None when nothing says: the sentence then answers."""
     if not head:
         return None
     for cat, words in CATEGORY_WORDS.items():
         if head in words:
             return cat
-    if corpus_type is not None:
-        found = corpus_type(head)
-        if found:
-            return found
+    # a close category word is direct evidence; what the noun introduces in the corpus comes next
     best, best_sim = None, 0.0
     for cat, words in CATEGORY_WORDS.items():
         s = similarity(head, list(words))
         if s > best_sim:
             best, best_sim = cat, s
-    return best if best_sim >= CATEGORY_MIN_SIM else None
+    if best_sim >= CATEGORY_MIN_SIM:
+        return best
+    return corpus_type(head) if corpus_type is not None else None
 
 
-def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
+def analyse(question: str, similarity=None, corpus_type=None, language: str | None = None) -> QuestionType:
     """The asked type of ``question``. ``similarity`` (word, words) -> cosine and ``corpus_type``
-    (word -> type or None) type the head noun of which/what questions (classify_head)."""
+    (word -> type or None) type the head noun of which/what questions (classify_head): the
+    phrase's words in head_order, the first that has a category ("which two countries
+    dominate": countries, though the phrase ends on a verb). ``language``: the question's."""
     q = question.strip()
     first = _first_match(q)
     head, plural = head_noun(q)
@@ -168,7 +213,17 @@ def analyse(question: str, similarity=None, corpus_type=None) -> QuestionType:
     if is_yes_no(q):
         return QuestionType("yesno", "yesno")
     if head is not None and (first is None or which_pos <= first[1]):
-        cat = classify_head(head, similarity, corpus_type) if similarity is not None else None
+        cat = None
+        if similarity is not None:
+            order = head_order(q, language) or [head]
+            for word in order:
+                cat = classify_head(word, similarity, corpus_type)
+                if cat:
+                    head = word
+                    break
+            else:
+                head = order[0]
+            plural = plural or (bool(_PLURAL_HEAD.search(q)) and head.endswith(("s", "x")) and len(head) > 3)
         return QuestionType("which" if cat else "what", cat, head, plural)
     if first is None:
         return QuestionType("what" if re.search(r"\b(what|que|quoi|qu['’]est-ce)\b", q, re.I) else "how" if re.search(r"\b(how|comment)\b", q, re.I) else "other", None)

@@ -29,6 +29,7 @@ RRF_K = 60
 TRANSLATION_MIN_SIM = 0.55
 NAME_TRANSLATION_MIN_SIM = 0.75
 ROLE_MIN_COUNT, ROLE_MIN_SHARE = 2.0, 0.6  # a noun types a which-question when it clearly introduces one kind
+ROLE_MIN_STRENGTH = 0.5  # the question word's terms whose names count (its own stem, close translations)
 DICTIONARY_STRENGTH = 0.8  # a FreeDict translation counts this much (`summit fit` settings may change it)
 TRANSLATIONS_PER_WORD = 3
 EMBED_CACHE_SIZE = 20_000
@@ -374,7 +375,7 @@ class Retriever:
             words.append(QueryWord(word, weight, terms, importance, entity=is_name,
                                    sims=row if row.size and not is_name else None))
         by_word = {w.word: w for w in words}
-        qtype = qmod.analyse(question, self.category_similarity, lambda head: self.corpus_type(by_word.get(head)))
+        qtype = qmod.analyse(question, self.category_similarity, lambda head: self.corpus_type(by_word.get(head)), language)
         forms = set()
         for text in [question, *history]:
             for w in textmod.words(text):
@@ -390,6 +391,8 @@ class Retriever:
             return None
         counts: dict[str, float] = {}
         for t, strength in word.terms.items():
+            if strength < ROLE_MIN_STRENGTH:
+                continue  # a loose translation's names say little about the word asked
             for label, n in self.store.roles(t).items():
                 counts[label] = counts.get(label, 0.0) + strength * n
         total = sum(counts.values())

@@ -45,7 +45,7 @@ DATE = re.compile(
     rf"(?:(?:du|les|le|from|on|between|entre le|entre les|since|depuis le|depuis|d[eè]s le|until|jusqu['’]au)\s)?(?:{_WEEKDAY}\s)?"
     rf"(?:{_DAYS}\s{_MONTHS}(?:\s(?:au|to|-|–)\s{_DAY}\s{_MONTHS})?|{_MONTHS}\s{_DAYS}(?!\d))(?:,?\s\d{{4}})?"
     rf"|(?:(?:en|in|depuis|since|d[eè]s|début|fin|mi-|early|late|mid-)\s?)?{_MONTHS}(?:\s(?:prochain|dernier|\d{{4}}))?(?=[\s,.;:)]|$)"
-    rf"|(?:au|à|en|in|the|at|this|last|next|ce|cet|l['’])\s?(?:printemps|été|automne|hiver|spring|summer|autumn|fall|winter)(?:\s(?:de\s|d['’])?(?:l['’]année\s)?(?:19|20)\d{{2}}|\s(?:prochain|dernier))?"
+    rf"|(?:(?:avant|après|d['’]ici|jusqu['’]à|before|after|by|until)\s)?(?:au|à|en|in|the|at|this|last|next|ce|cet|l['’])\s?(?:printemps|été|automne|hiver|spring|summer|autumn|fall|winter)(?:\s(?:de\s|d['’]|of\s)?(?:l['’]année\s)?(?:19|20)\d{{2}}|\s(?:prochain|dernier))?"
     rf"|(?:(?:en|in|d['’]ici|by|depuis|since|avant|before|après|after|à partir de|from)\s)?(?:19|20)\d{{2}}(?:\s?(?:-|–|à|to|et|and)\s?(?:19|20)?\d{{2,4}})?",
     re.I,
 )
@@ -69,9 +69,11 @@ _CLAUSE_BREAK = re.compile(r"[;:,()«»\"“”–—]|\s(?:mais|but|tandis que|
 _COORD = re.compile(r"^\s*(?:,|et|and|ou|or|ainsi que|as well as|&)\s*(?:l['’]|la\s|le\s|les\s|the\s)?$", re.I)
 
 _HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMWORD_FR}|{_NUMWORD_EN}|quelques|plusieurs|few|several|une?|a|an|one|dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier)s?\b", re.I)
-_HAS_MONTH = re.compile(_MONTHS, re.I)
+_HAS_MONTH = re.compile(rf"{_MONTHS}|\b(?:printemps|été|automne|hiver|spring|summer|autumn|fall|winter)\b", re.I)
 
 _GLUE = frozenset({"de", "des", "du", "of"})
+# Determiners that stand between a number and the noun it counts (a closed class of the grammar)
+_PRE_NOUN = frozenset({"such", "other", "more", "further", "additional", "autres", "supplémentaires"})
 SURE_DISTANCE = 40  # characters from a matched question word
 COUNTED_ELSEWHERE = 30  # a count holding a question word, when the counted one is elsewhere
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
@@ -149,6 +151,9 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
             tok = word.lower().strip(",.;:")
             if tok in _GLUE and keep + 1 < len(toks) and toks[keep + 1].group().lower().strip(",.;:") not in textmod.STOPWORDS:
                 keep += 2  # "une centaine de tisserands", "dozens of weavers"
+                continue
+            if not keep and tok in _PRE_NOUN and keep + 1 < len(toks):
+                keep += 1  # "four such plants", "trois autres sites": the noun comes next
                 continue
             if tok in textmod.STOPWORDS or re.match(r"(?:d|l)['’]$", tok):
                 break

@@ -57,6 +57,34 @@ def test_a_which_question_is_typed_by_its_head_noun():
     assert questions.head_noun("Quels pays ont voté ?") == ("pays", True)
 
 
+def test_the_head_phrase_ends_at_grammar_and_english_puts_its_noun_last():
+    assert questions.head_phrase("Which young Flemish river port signed the pact?", "en") == ["young", "flemish", "river", "port"]
+    assert questions.head_phrase("Quel maître de forges a parlé ?", "fr") == ["maître"]
+    assert questions.head_phrase("Which wool merchant behind the Hansa deal spoke?", "en") == ["wool", "merchant"]
+    # English: the last lower-case word first (a capitalised one is a name-like modifier)
+    assert questions.head_order("Which young Flemish river port signed?", "en") == ["port", "river", "young"]
+    assert questions.head_order("Which river port signed?", "en")[:2] == ["signed", "port"]
+    # French: the first word, after a name-like adjective at most
+    assert questions.head_order("Quelle ville flamande a signé ?", "fr")[0] == "ville"
+
+
+def test_a_which_question_is_typed_by_the_first_word_of_its_phrase_that_has_a_category():
+    def similarity(word, words):  # invented word vectors: only "port" is close to a place word
+        return 0.9 if word == "port" and "city" in words else 0.1
+
+    t = questions.analyse("Which young river port signed the pact?", similarity, language="en")
+    assert (t.answer_type, t.head) == ("place", "port")
+    # a verb ending the phrase ("two ports dominate") has no category: the noun before it types
+    t = questions.analyse("Which two ports dominate the trade?", lambda w, ws: 0.9 if w == "ports" and "city" in ws else 0.1, language="en")
+    assert (t.answer_type, t.head, t.plural) == ("place", "ports", True)
+    # a close category word outranks what the corpus says the noun introduces
+    t = questions.analyse("Which harbour hosted it?", lambda w, ws: 0.9 if "city" in ws else 0.1,
+                          lambda head: "person", language="en")
+    assert t.answer_type == "place"
+    t = questions.analyse("Which harbour hosted it?", no_similarity, lambda head: "person", language="en")
+    assert t.answer_type == "person"
+
+
 def test_an_unknown_head_noun_is_typed_by_what_it_introduces_in_the_corpus_or_left_untyped():
     # the corpus says "le bourgmestre Aldo Brink": the word introduces people
     t = questions.analyse("Quel bourgmestre a parlé ?", no_similarity, lambda head: "person" if head == "bourgmestre" else None)
@@ -98,6 +126,13 @@ def test_a_count_stops_at_the_first_grammar_word_and_keeps_its_noun():
     got = kinds("Quarante villes ont voté et une centaine de délégués sont attendus.")
     assert ("une centaine de délégués", "count") in got
     assert not any(t.endswith(" ont") for t, _ in got)
+
+
+def test_a_count_keeps_a_determiner_before_its_noun_and_a_season_its_preposition():
+    assert ("Three such looms", "count") in kinds("Three such looms were shipped to Bruges.")
+    assert ("quatre autres ateliers", "count") in kinds("La guilde ouvrira quatre autres ateliers.")
+    assert ("avant l'hiver", "date") in kinds("Le rapport sera remis avant l'hiver, à Ostende.")
+    assert ("by the spring of 2031", "date") in kinds("The canal is due by the spring of 2031.")
 
 
 def test_names_come_from_entities_and_capitalised_runs_with_particles():
