@@ -347,6 +347,8 @@ class Answerer:
             f["prev_doc"] = 1.0 if same_doc else 0.0
             f["prev_near"] = (1.0 / (1.0 + abs(rec.start - self.store.sentence(query.previous_sid).start) / NEAR_CHARS)
                               if same_doc and query.previous_sid is not None else 0.0)
+            # the sentence that answered the question before: a follow-up asks for something new
+            f["prev_same"] = 1.0 if (query.previous_sid is not None and sid == query.previous_sid) else 0.0
             f["earlier"] = 1.0 if (not question_years and self.earlier_years(sid)) else 0.0
             f["foreign"] = self.foreign_entities(query, sid, asked)
             f["prev_foreign"] = self.foreign_entities(query, prev, asked) if prev is not None else 0.0

@@ -217,14 +217,6 @@ def fit(runs, questions: list[ev.Question] | None = None, *, mode: str = "hybrid
                     progress(stage, len(out), total)
         return out
 
-    # Two rounds: features such as follow-up context depend on earlier answers, which depend on
-    # the scorer; the second round sees the first round's scorer.
-    for round_ in (1, 2):
-        traces = run_all(f"sentences, round {round_}")
-        X, y, _ = sentence_rows(traces)
-        weights.sentence = _fit_logistic(X, y, SENTENCE_FEATURES, C=C, balanced=False)
-        install()
-
     def fit_abstention(stage: str):
         Xa, ya = abstain_rows(run_all(stage))
         model = _fit_logistic(Xa, ya, abstention.ABSTAIN_FEATURES, C=ABSTAIN_C, balanced=True)
@@ -233,6 +225,18 @@ def fit(runs, questions: list[ev.Question] | None = None, *, mode: str = "hybrid
         weights.abstain = model
         install()
         return model, p, ya
+
+    # Two rounds: features such as follow-up context depend on earlier answers, which depend on
+    # both models; the second round sees the first round's. Between them the abstention model is
+    # fitted too: from unfitted weights (a new feature) every earlier answer would be refused,
+    # and the follow-up features would be fitted as if no conversation ever had an answer.
+    for round_ in (1, 2):
+        traces = run_all(f"sentences, round {round_}")
+        X, y, _ = sentence_rows(traces)
+        weights.sentence = _fit_logistic(X, y, SENTENCE_FEATURES, C=C, balanced=False)
+        install()
+        if round_ == 1 and not base.abstain.meta.get("fitted", True):
+            fit_abstention("abstention, round 1")
 
     model, p, ya = fit_abstention("abstention")
     if tune:  # the constants, with both models in place; then the abstention model again

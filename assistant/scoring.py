@@ -33,7 +33,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "type_fit", "type_missing", "type_bound", "local_cov", "why_marker",
     "rrf", "chunk_rank", "sent_rank",
     "anaphor", "source", "foreign", "prev_foreign", "prev_doc", "prev_near",
-    "latent", "latent_rel", "earlier",
+    "latent", "latent_rel", "earlier", "prev_same",
 )
 
 

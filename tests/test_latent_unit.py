@@ -158,3 +158,64 @@ def test_turning_latent_terms_off_picks_the_weights_fitted_without_them(corpus, 
     chosen = Assistant(corpus.model_copy(update={"latent_terms": False, "index_dir": tmp_path / "own",
                                                  "weights_file": scoring.WEIGHTS_FILE}), encoders()).load()
     assert chosen.answerer.weights.sentence.to_json() == on.answerer.weights.sentence.to_json()  # an explicit file wins
+
+
+def test_a_follow_up_marks_the_sentence_that_answered_the_question_before(corpus):
+    """prev_same: the sentence that answered the previous turn (a follow-up asks for something
+    new, so the fitted scorer may weigh it down); every other sentence has 0."""
+    assistant = Assistant(corpus, encoders()).load()
+    _, retriever, answerer = assistant._parts()
+    query = retriever.analyze("Qui représentera le Japon au forum ?")
+    scored = answerer.score(retriever.retrieve(query, "hybrid", n=30))
+    assert scored and all(s.features["prev_same"] == 0.0 for s in scored)
+    previous = scored[-1].sid
+    query = retriever.analyze("Et qui coprésidera le forum ?")
+    query.previous_sid, query.previous_doc = previous, scored[-1].doc_id
+    scored = answerer.score(retriever.retrieve(query, "hybrid", n=30))
+    marks = {s.sid: s.features["prev_same"] for s in scored}
+    assert marks.get(previous) == 1.0 and sum(marks.values()) == 1.0
+
+
+def test_a_fit_from_unfitted_weights_fits_abstention_before_its_second_round(corpus, monkeypatch):
+    """From unfitted weights (a feature added) every earlier answer would be refused, so the
+    follow-up features would be fitted as if no conversation had an answer: fit() fits the
+    abstention model between its two sentence rounds, and then the second round's follow-ups
+    see the sentence that answered before."""
+    from assistant import evaluation as ev
+    from assistant import fitting, scoring
+
+    assistant = Assistant(corpus, encoders()).load()
+    refuse_all = scoring.LogisticModel.neutral(fitting.abstention.ABSTAIN_FEATURES, {})
+    refuse_all.intercept = -5.0  # as unfitted weights would: every answer refused
+    unfitted = scoring.Weights(scoring.LogisticModel.neutral(SENTENCE_FEATURES, {"cos0": 2.0}), refuse_all,
+                               {"refuse_weak": 1.01})  # the fake word vectors match few words
+    monkeypatch.setattr(fitting, "load_weights", lambda *a, **k: unfitted)
+    questions = [
+        ev.Question("q1", "Qui coprésidera le forum ?", ["Rosa Quintana"], "Rosa Quintana coprésidera"),
+        ev.Question("q2", "Qui représentera le Japon ?", ["Kenji Morohashi"], "représenté par le ministre Kenji Morohashi"),
+        ev.Question("q3", "Quand le forum aura-t-il lieu ?", ["14 et 15 mars"], "les 14 et 15 mars"),
+        ev.Question("q4", "Et de combien sera dotée la coopérative ?", ["3,2 milliards"], "3,2 milliards d'euros",
+                    history=["Quand le forum aura-t-il lieu ?"]),
+        ev.Question("q5", "Quel est le salaire de la commissaire ?", answerable=False, kind="near_miss"),
+        ev.Question("q6", "Combien coûte un billet de train pour Rome ?", answerable=False, kind="off_topic"),
+    ]
+    stages: list[str] = []
+    seen_previous: list[int | None] = []
+    real_trace = fitting.trace
+
+    def trace(a, q, mode="hybrid", k=5):
+        t = real_trace(a, q, mode, k)
+        if q.history:
+            seen_previous.append(t.query.previous_sid)
+        return t
+
+    monkeypatch.setattr(fitting, "trace", trace)
+    weights, _ = fitting.fit(assistant, questions, tune=False, progress=lambda stage, done, total: stages.append(stage))
+    assert "abstention, round 1" in stages
+    assert stages.index("abstention, round 1") < stages.index("sentences, round 2")
+    assert weights.sentence.meta["fitted"] and weights.abstain.meta["fitted"]
+    # one follow-up per pass: under the unfitted abstention the first turn is refused; once the
+    # abstention model is fitted, the second round's follow-up sees the sentence that answered it
+    by_stage = dict(zip(dict.fromkeys(stages), seen_previous))
+    assert by_stage["sentences, round 1"] is None
+    assert by_stage["sentences, round 2"] is not None
