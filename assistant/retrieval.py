@@ -321,9 +321,11 @@ class Retriever:
         self._embed_with_latent(question)
         vectors, own_vectors = [], []
         word_vecs = None
+        # the words a which-question may be typed by go in the same batch (questions.analyse)
+        head_words = [w for w in qmod.head_order(question, language) if w not in seen] if store.n_encoders else []
         for e in range(store.n_encoders):
             extra = [written.get(w, w) for w, _ in items] if e == 0 else []
-            vecs = self.embed(e, texts + extra)
+            vecs = self.embed(e, texts + extra + (head_words if e == 0 else []))
             q = vecs[0].copy()
             for (_, ctx_weight), v in zip(context, vecs[1 : 1 + len(context)]):
                 q += ctx_weight * v
@@ -331,7 +333,7 @@ class Retriever:
             vectors.append(q)
             own_vectors.append(vecs[0])
             if e == 0:
-                word_vecs = vecs[len(texts) :]
+                word_vecs = vecs[len(texts) : len(texts) + len(extra)]
         vocab_vectors = store.vocab_vectors
         sims = word_vecs @ vocab_vectors.T if len(vocab_vectors) and len(items) else np.zeros((len(items), 0), np.float32)
         for i, (word, _) in enumerate(items):
