@@ -567,3 +567,16 @@ def test_answer_values_compare_numbers_whole():
     assert _value_words("2,5 millions") != _value_words("3 millions")
     assert _value_words("Ilse Varga") >= _value_words("Varga")
     assert _value_words("le 4 mars") <= _value_words("les 3 et 4 mars")
+
+
+def test_off_topic_questions_are_dealt_into_folds_of_their_own():
+    from assistant import evaluation as ev
+    from assistant.fitting import OFF_TOPIC_FOLDS, article_of
+
+    seed = ev.Question("s1", "Qui ouvrira la foire ?", ["Aldo Brink"])
+    about = ev.Question("a1", "Qui ouvrira la foire ?", ["Aldo Brink"], doc="foire.md")
+    off = [ev.Question(f"off-{i}", "Quel temps fera-t-il à Rome ?", answerable=False, kind="off_topic") for i in range(40)]
+    assert article_of(seed) == "documents/" and article_of(about) == "foire.md"
+    folds = {article_of(q) for q in off}
+    assert folds == {f"off-topic/{i}" for i in range(OFF_TOPIC_FOLDS)}
+    assert article_of(off[0]) == article_of(ev.Question("off-0", "autre", answerable=False, kind="off_topic"))  # by id
