@@ -20,7 +20,7 @@ from . import text as textmod
 
 MAX_CONTEXT_DEPTH = 3
 CONTEXT_WEIGHT = 0.6  # default; `summit fit` may tune it on the dev split (weights.json settings)
-ANSWER_WEIGHT = 0.6
+ANSWER_WEIGHT = 0.6  # default; `summit fit` tunes it on the dev split too
 DECAY = 0.5  # each turn further back counts this much less
 
 

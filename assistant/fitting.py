@@ -151,6 +151,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, max_false_rate: float) -> flo
 GRID = {
     "conflict_margin": (0.0, 0.5, 1.0, 2.0),
     "context_weight": (0.3, 0.6, 0.9),
+    "answer_weight": (0.3, 0.6, 1.0),
     "agreement_weight": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0),
 }
 
