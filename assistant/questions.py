@@ -134,7 +134,7 @@ _PREPOSITIONS_EN = frozenset({"behind", "beyond", "across", "along", "among", "a
 def head_phrase(question: str, language: str | None = None, keep_case: bool = False) -> list[str]:
     """The words after which/what/quel up to the first grammar word or punctuation, at most four:
     the noun phrase asked about with its modifiers ("which young Flemish river port" -> young,
-    flemish, river, port; "quel chef de gouvernement" -> chef: "de" is a grammar word)."""
+    flemish, river, port; "quel maître de forges" -> maître: "de" is a grammar word)."""
     m = _HEAD_PHRASE.search(question)
     if not m:
         return []
@@ -147,7 +147,7 @@ def head_phrase(question: str, language: str | None = None, keep_case: bool = Fa
         out.append(w)
         if len(out) == HEAD_PHRASE_WORDS:
             break
-    return [w.lower() for w in out] if keep_case is False else out
+    return out if keep_case else [w.lower() for w in out]
 
 
 def head_noun(question: str) -> tuple[str | None, bool]:
@@ -204,8 +204,8 @@ def classify_head(head: str | None, similarity, corpus_type=None) -> str | None:
 def analyse(question: str, similarity=None, corpus_type=None, language: str | None = None) -> QuestionType:
     """The asked type of ``question``. ``similarity`` (word, words) -> cosine and ``corpus_type``
     (word -> type or None) type the head noun of which/what questions (classify_head): the
-    phrase's words in head_order, the first that has a category ("which two countries
-    dominate": countries, though the phrase ends on a verb). ``language``: the question's."""
+    phrase's words in head_order, the first that has a category ("which two ports dominate":
+    ports, though the phrase ends on a verb). ``language``: the question's."""
     q = question.strip()
     first = _first_match(q)
     head, plural = head_noun(q)

@@ -322,7 +322,7 @@ class Retriever:
         vectors, own_vectors = [], []
         word_vecs = None
         # the words a which-question may be typed by go in the same batch (questions.analyse)
-        head_words = [w for w in qmod.head_order(question, language) if w not in seen] if store.n_encoders else []
+        head_words = [w for w in qmod.head_order(question, language) if w not in seen]
         for e in range(store.n_encoders):
             extra = [written.get(w, w) for w, _ in items] if e == 0 else []
             vecs = self.embed(e, texts + extra + (head_words if e == 0 else []))

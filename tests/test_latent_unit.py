@@ -219,3 +219,16 @@ def test_a_fit_from_unfitted_weights_fits_abstention_before_its_second_round(cor
     by_stage = dict(zip(dict.fromkeys(stages), seen_previous))
     assert by_stage["sentences, round 1"] is None
     assert by_stage["sentences, round 2"] is not None
+
+
+def test_a_which_question_is_typed_without_another_encoder_call(corpus):
+    """The words of its head phrase are embedded in the question's own word batch, also those that
+    are no content word of the question ("new" here)."""
+    assistant = Assistant(corpus, encoders()).load()
+    _, retriever, _ = assistant._parts()
+    primary = retriever.encoders[0]
+    retriever.analyze("Which city hosts the forum?", language="en")  # the category words, once
+    before = primary.calls
+    query = retriever.analyze("What new river harbour will host the fair?", language="en")
+    assert query.qtype.head in ("harbour", "river", "new")  # the phrase was weighed
+    assert primary.calls - before == 1

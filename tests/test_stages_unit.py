@@ -580,3 +580,25 @@ def test_off_topic_questions_are_dealt_into_folds_of_their_own():
     folds = {article_of(q) for q in off}
     assert folds == {f"off-topic/{i}" for i in range(OFF_TOPIC_FOLDS)}
     assert article_of(off[0]) == article_of(ev.Question("off-0", "autre", answerable=False, kind="off_topic"))  # by id
+
+
+def test_the_tuned_answer_weight_weighs_the_previous_short_answer():
+    class Ans:
+        found, answer, span_type, asked_type, sid, doc_id = True, "Mira Solberg", "person", "person", 3, "a"
+
+    first = conversation.Turn("Qui dirige la guilde ?")
+    turn = conversation.follow("Et depuis quand ?", first, Ans(), {"answer_weight": 0.3, "context_weight": 0.9})
+    assert turn.context == [("Qui dirige la guilde ?", 0.9), ("Mira Solberg", 0.3)]
+
+
+def test_a_loose_translation_does_not_type_a_head_noun_by_its_names():
+    from types import SimpleNamespace
+
+    from assistant.retrieval import Retriever
+
+    # "harbour" reaches the corpus stem "port" (its own translation) and, loosely, "porte"
+    roles = {"port": {"LOC": 3}, "porte": {"PER": 40}}
+    fake = SimpleNamespace(store=SimpleNamespace(roles=lambda t: roles.get(t, {})))
+    word = QueryWord("harbour", 1.0, {"port": 0.8, "porte": 0.3}, 1.0)
+    assert Retriever.corpus_type(fake, word) == "place"
+    assert Retriever.corpus_type(fake, QueryWord("door", 1.0, {"porte": 0.3}, 1.0)) is None
