@@ -74,6 +74,10 @@ _AUXILIARIES = ("is", "are", "was", "were", "est", "sont", "did", "does", "do", 
 _COUNTED = re.compile(r"\b(?:how many|combien\s+(?:de|d['’]))\s*(.*)", re.I)
 
 
+_TIME_UNIT = re.compile(r"(?:secondes?|minutes?|heures?|jours?|journées?|semaines?|mois|ans|années?|seconds?|hours?|days?|"
+                        r"weeks?|months?|years?|decades?|décennies?)$", re.I)
+
+
 def counted_words(question: str) -> tuple[str, ...]:
     """What a count question counts: the words after "how many" / "combien de" up to the first
     grammar word ("how many wooden river barges does ..." -> wooden, river, barges;
@@ -125,25 +129,35 @@ _HEAD_PHRASE = re.compile(
     r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle|lesquels|lesquelles)\s+(?:(?:kind|type|sort)\s+of\s+)?([^?.,;:!()«»\"]*)",
     re.I,
 )
+# "What is the amount ...", "Quel est le montant ...": the noun after the copula and its article
+_COPULAR_HEAD = re.compile(
+    r"\b(?:what|quel|quelle|quels|quelles)\s+(?:is|was|are|were|will\s+be|est|était|sont|étaient|sera|seront)\s+"
+    r"(?:the\s+|le\s+|la\s+|les\s+|l['’])([^?.,;:!()«»\"]*)",
+    re.I,
+)
 HEAD_PHRASE_WORDS = 4
 # English prepositions a stopword list may lack: a noun phrase ends before them (a closed class)
 _PREPOSITIONS_EN = frozenset({"behind", "beyond", "across", "along", "among", "amongst", "around", "toward", "towards",
                               "upon", "within", "without", "despite", "near", "inside", "outside", "beside", "via"})
 
 
+# a French verb with its subject pronoun after it: "doit-elle", "a-t-il", "vont-ils"
+_INVERTED = re.compile(r"\w-(?:t-)?(?:il|elle|ils|elles|on|je|tu|nous|vous)$")
+
+
 def head_phrase(question: str, language: str | None = None, keep_case: bool = False) -> list[str]:
     """The words after which/what/quel up to the first grammar word or punctuation, at most four:
     the noun phrase asked about with its modifiers ("which young Flemish river port" -> young,
     flemish, river, port; "quel maître de forges" -> maître: "de" is a grammar word)."""
-    m = _HEAD_PHRASE.search(question)
+    m = _COPULAR_HEAD.search(question) or _HEAD_PHRASE.search(question)
     if not m:
         return []
     stop = {"en": textmod.STOPWORDS_EN, "fr": textmod.STOPWORDS_FR}.get(language or "", textmod.STOPWORDS)
     out = []
     for w in re.findall(r"[\w’'-]+", m.group(1)):
         low = w.lower()
-        if low in stop or low in _AUXILIARIES or low in _PREPOSITIONS_EN or re.match(r"\w['’]", low):
-            break
+        if low in stop or low in _AUXILIARIES or low in _PREPOSITIONS_EN or re.match(r"\w['’]", low) or _INVERTED.search(low):
+            break  # an inverted verb ("quel projet doit-elle ...") ends the phrase too
         out.append(w)
         if len(out) == HEAD_PHRASE_WORDS:
             break
@@ -158,6 +172,10 @@ def head_noun(question: str) -> tuple[str | None, bool]:
         return None, False
     word = m.group(1)
     if word.lower() in textmod.STOPWORDS or word.lower() in _AUXILIARIES:
+        copular = _COPULAR_HEAD.search(question)
+        phrase = head_phrase(question) if copular else []
+        if phrase:  # "quel est le montant ...": montant; "quels sont les pays ...": plural
+            return phrase[0], bool(re.search(r"\b(?:are|were|sont|étaient|seront|les)\s", copular.group(0), re.I))
         return None, False
     # "what French company" / "quelle jeune pousse": an adjective first, the noun after it
     if m.group(2) and m.group(2).lower() not in textmod.STOPWORDS and (word[0].isupper() or word.lower().endswith(("ian", "ais", "aise", "ean", "ese", "ish"))):
@@ -174,7 +192,8 @@ def head_order(question: str, language: str | None) -> list[str]:
     first, _ = head_noun(question)
     if language == "en":
         # a capitalised word is a name or a name-like adjective ("South American"), not the head
-        order = [w.lower() for w in reversed(phrase) if not w[:1].isupper()]
+        # and an -ly word modifies the noun ("the monthly fee": fee, not a date)
+        order = [w.lower() for w in reversed(phrase) if not w[:1].isupper() and not (w.lower().endswith("ly") and len(phrase) > 1)]
     else:
         order = ([first] if first else []) + [w.lower() for w in phrase if w.lower() != first]
     return order
@@ -237,4 +256,7 @@ def analyse(question: str, similarity=None, corpus_type=None, language: str | No
     if name == "count" and re.search(r"\bcombien\b", q, re.I) and not re.search(r"\bcombien\s+(?:de|d['’])", q, re.I):
         # bare "combien" ("Combien a-t-il investi ?"): money when about paying, else a count
         return QuestionType("how_much", "money")
-    return QuestionType(wh, name, counted=counted_words(q) if name == "count" else ())
+    counted = counted_words(q) if name == "count" else ()
+    if counted and _TIME_UNIT.match(counted[0]):
+        return QuestionType("how_long", "duration")  # "for how many years", "combien de jours"
+    return QuestionType(wh, name, counted=counted)

@@ -19,8 +19,9 @@ from . import text as textmod
 _NUM = r"\d{1,3}(?:[\s\u00a0\u202f.,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _NUMWORD_FR = r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|cents|mille)"
 _NUMWORD_EN = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|twenty|thirty|forty|fifty|sixty|hundred|a hundred|a thousand|thousand|a dozen|dozens)"
-_APPROX_FR = r"(?:une\s+)?(?:dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier|milliers|centaines|dizaines)"
-_QTY = rf"(?:{_NUM}|{_NUMWORD_FR}(?:[\s-]{_NUMWORD_FR})*|{_NUMWORD_EN}(?:[\s-]{_NUMWORD_EN})*)"
+_APPROX_FR = r"(?<!\w)(?:une\s+)?(?:dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier|milliers|centaines|dizaines)"
+# A quantity starts a word: not the "20" of "G20", the "100" of "H100" or the "cent" of "récent".
+_QTY = rf"(?<!\w)(?:{_NUM}|{_NUMWORD_FR}(?:[\s-]{_NUMWORD_FR})*|{_NUMWORD_EN}(?:[\s-]{_NUMWORD_EN})*)"
 _RANGE = rf"{_QTY}(?:\s?(?:à|-|–|to|and|et|ou|or)\s?{_QTY})?"
 _SCALE = r"(?:milliards?|millions?|mille|billions?|trillions?|thousand|hundred|bn|mds?|md|m|k)"
 _CURRENCY = r"(?:euros?|dollars?|€|\$|£|livres?(?:\s+sterling)?|pounds?|yuans?|dirhams?|roupies?|rupees?|francs?)"
@@ -111,6 +112,26 @@ def _strip(sentence: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
+_ELIDED_END = re.compile(r"(?:^|[\s(])(?:[ldLD]|qu|Qu)['’]$")
+
+
+def _join_elided(sentence: str, entities) -> list[tuple[int, int, str]]:
+    """An entity cut after an elided article ("Sommet pour l’action sur l’" + "Intelligence
+    Artificielle", as a tagger splits at the apostrophe) runs on through the name after it; the
+    entities that name covered are dropped."""
+    out: list[tuple[int, int, str]] = []
+    skip_until = -1
+    for a, b, label in sorted(entities):
+        if a < skip_until:
+            continue
+        if _ELIDED_END.search(sentence[a:b]):
+            m = NAME.match(sentence, b)
+            if m:
+                b = skip_until = m.end()
+        out.append((a, b, label))
+    return out
+
+
 def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list[Span]:
     """Every typed span of a sentence. ``entities`` are (start, end, label) in sentence offsets."""
     out: list[Span] = []
@@ -167,14 +188,25 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
         taken.append((a, b))
     # Names: build-time entities first, then capitalised runs they missed.
     names: list[tuple[int, int, str]] = []
-    for a, b, label in entities:
+    for a, b, label in _join_elided(sentence, entities):
         kind = _ner_kind(label)
         if kind in ("person", "org", "place", "misc") and not overlaps(a, b):
             names.append((a, b, kind))
     for m in NAME.finditer(sentence):
         a, b = m.span()
-        if a == 0 and " " not in m.group():
-            continue  # a capitalised first word is usually just the start of the sentence
+        if a == 0:
+            # a capitalised first word is usually just the start of the sentence, and a grammar
+            # word there starts no name ("Depuis le G20 de Rio" -> "G20 de Rio")
+            first = re.match(r"[\w’'\-.]+", m.group())
+            if first and first.group().lower() in textmod.STOPWORDS:
+                rest = re.match(rf"[\w’'\-.]+(?:{_NAME_GLUE}|\s)", m.group())
+                if not rest:
+                    continue
+                a = rest.end()
+            elif " " not in m.group():
+                continue
+            if a >= b or not re.match(_UPPER, sentence[a]):
+                continue
         if overlaps(a, b):
             continue
         inside = [n for n in names if n[0] < b and a < n[1]]

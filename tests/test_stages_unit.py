@@ -85,6 +85,29 @@ def test_a_which_question_is_typed_by_the_first_word_of_its_phrase_that_has_a_ca
     assert t.answer_type == "person"
 
 
+def test_a_copular_question_is_typed_by_the_noun_after_its_article():
+    t = questions.analyse("Quel est le montant de la dot ?", no_similarity, language="fr")
+    assert (t.answer_type, t.head) == ("money", "montant")
+    t = questions.analyse("What was the amount the guild pledged?", no_similarity, language="en")
+    assert (t.answer_type, t.head) == ("money", "amount")
+    assert questions.head_noun("Quels sont les pays signataires ?") == ("pays", True)
+    # an -ly modifier is not the head ("monthly" is no date when the noun is a fee)
+    assert questions.head_order("What is the monthly fee of the guild?", "en") == ["fee"]
+    # without an article after the copula there is no head noun ("What is Robotix?")
+    assert questions.analyse("What is Robotix?", no_similarity).head is None
+
+
+def test_a_french_inverted_verb_ends_the_head_phrase():
+    assert questions.head_phrase("Quel projet doit-elle présenter ?", "fr") == ["projet"]
+    assert questions.head_phrase("Quelle somme la guilde a-t-elle versée ?", "fr") == ["somme"]
+
+
+def test_counting_time_units_asks_for_a_duration():
+    assert questions.analyse("For how many years will the loom run?", no_similarity).answer_type == "duration"
+    assert questions.analyse("Combien de jours durera la foire ?", no_similarity).wh == "how_long"
+    assert questions.analyse("Combien de bateaux ont navigué ?", no_similarity).answer_type == "count"
+
+
 def test_an_unknown_head_noun_is_typed_by_what_it_introduces_in_the_corpus_or_left_untyped():
     # the corpus says "le bourgmestre Aldo Brink": the word introduces people
     t = questions.analyse("Quel bourgmestre a parlé ?", no_similarity, lambda head: "person" if head == "bourgmestre" else None)
@@ -133,6 +156,29 @@ def test_a_count_keeps_a_determiner_before_its_noun_and_a_season_its_preposition
     assert ("quatre autres ateliers", "count") in kinds("La guilde ouvrira quatre autres ateliers.")
     assert ("avant l'hiver", "date") in kinds("Le rapport sera remis avant l'hiver, à Ostende.")
     assert ("by the spring of 2031", "date") in kinds("The canal is due by the spring of 2031.")
+
+
+def test_a_quantity_starts_a_word():
+    got = kinds("Les 12 tisserands du G7 de Bruges ont reçu 40 métiers H200 du récent atelier.")
+    assert ("12 tisserands", "count") in got and ("40 métiers", "count") in got
+    assert not any(k == "count" and (t.startswith(("7", "200")) or "cent" in t) for t, k in got)
+    # number words inside other words are no numbers ("often", "famille")
+    counts = {t for t, k in kinds("It is often used, by 3 looms, by the famille de Marie.") if k == "count"}
+    assert counts == {"3 looms"}
+
+
+def test_a_grammar_word_opening_the_sentence_starts_no_name():
+    got = kinds("Depuis le G7 de Bruges, la guilde a signé.")
+    assert ("G7 de Bruges", "misc") in got and not any(t.startswith("Depuis") for t, _ in got)
+    assert ("Grand Canal", "misc") in kinds("Le Grand Canal est fermé.")
+
+
+def test_an_entity_cut_after_an_elided_article_runs_on_through_the_next_name():
+    sentence = "Elle ouvre la « Foire pour l’essor de l’Industrie Lainière » à Ostende."
+    a, b = sentence.index("Foire"), sentence.index("Industrie")
+    got = kinds(sentence, [(a, b, "MISC"), (b, b + len("Industrie Lainière"), "ORG")])
+    assert ("Foire pour l’essor de l’Industrie Lainière", "misc") in got
+    assert not any(t == "Industrie Lainière" for t, _ in got)
 
 
 def test_names_come_from_entities_and_capitalised_runs_with_particles():
