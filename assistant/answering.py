@@ -83,6 +83,9 @@ class Answer:
     asked_type: str | None = None
     sid: int | None = None  # the answering sentence (for the next question of a conversation)
     doc_id: str | None = None
+    # the typed span chosen in the answering sentence, even when not sure enough to stand as the
+    # short answer: what a follow-up's "she" or "it" most likely refers to
+    focus: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -586,4 +589,4 @@ class Answerer:
             text = best.span if sure else sentence
         return Answer(query.text, lang, True, text, self.citations(scored, k), confidence=confidence,
                       span_type=asked if text != sentence else None, sentence=sentence, asked_type=asked,
-                      sid=best.sid, doc_id=best.doc_id)
+                      sid=best.sid, doc_id=best.doc_id, focus=best.span)

@@ -44,6 +44,10 @@ def follow(question: str, previous: Turn, previous_answer, settings: dict | None
     if previous_answer is not None and previous_answer.found and previous_answer.span_type:
         context.append((previous_answer.answer, wa))
         answers = (previous_answer.answer, *answers)
+    elif previous_answer is not None and previous_answer.found and getattr(previous_answer, "focus", None):
+        # a whole sentence answered: the span it was chosen for is still what "she" or "it"
+        # most likely means
+        context.append((previous_answer.focus, wa))
     context += [(c, cw * DECAY) for c, cw in previous.context]
     prev_type = prev_sid = prev_doc = None
     if previous_answer is not None:

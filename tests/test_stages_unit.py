@@ -380,6 +380,18 @@ def test_a_follow_up_carries_earlier_turns_with_decaying_weight():
     assert third.previous_type == "date"
 
 
+def test_when_a_whole_sentence_answered_its_chosen_span_is_the_follow_up_referent():
+    sentence = "Mira Solberg, qui dirige la guilde, a refusé de commenter."
+    prev = Ans(sentence, span_type=None)
+    prev.focus = "Mira Solberg"  # the typed span the sentence was chosen for, not sure enough to stand alone
+    turn = conversation.follow("Quelle entreprise dirigeait-elle avant ?", conversation.Turn("Qui dirige la guilde ?"), prev)
+    assert ("Mira Solberg", conversation.ANSWER_WEIGHT) in turn.context
+    assert turn.answers == ()  # still no short answer the follow-up must avoid
+    prev.focus = None
+    turn = conversation.follow("Et avant ?", conversation.Turn("Qui dirige la guilde ?"), prev)
+    assert turn.context == [("Qui dirige la guilde ?", conversation.CONTEXT_WEIGHT)]
+
+
 def test_an_elliptic_question_inherits_the_previous_type():
     class Query:
         text = "Et celui de Hansa ?"
