@@ -45,8 +45,9 @@ ANCHOR_MIN_STRENGTH = 0.35  # a sentence word is where a question word matched a
 # Negation is grammar: French "ne ... pas/plus/jamais/aucun", English "not/never/no", and verbs
 # whose meaning is a refusal.
 _NEGATION = re.compile(
-    r"\b(?:ne|n['’])\s*\w+(?:\s+\w+)?\s+(?:pas|plus|jamais|aucun\w*|guère|point|nullement)\b|\bn['’]\w+\s+(?:pas|plus|jamais)\b"
-    r"|\b(?:not|never|no longer|n['’]t)\b|\w+n['’]t\b|\bsans\b|\bwithout\b|\bni\b"
+    r"\b(?:ne|n['’])\s*\w+(?:\s+\w+)?\s+(?:pas|plus|jamais|aucun\w*|guère|point|nullement|rien|personne)\b|\bn['’]\w+\s+(?:pas|plus|jamais|rien)\b"
+    r"|\baucune?s?\b|\bnulle part\b"
+    r"|\b(?:not|never|no longer|n['’]t|none|nothing|nobody|no one|neither|nor)\b|\bno\s+(?=[a-z])|\w+n['’]t\b|\bsans\b|\bwithout\b|\bni\b"
     r"|\b(?:refus\w*|declin\w*|reject\w*|rejet\w*|renonc\w*|absent\w*)\b",
     re.I,
 )

@@ -660,3 +660,22 @@ def test_a_loose_translation_does_not_type_a_head_noun_by_its_names():
     word = QueryWord("harbour", 1.0, {"port": 0.8, "porte": 0.3}, 1.0)
     assert Retriever.corpus_type(fake, word) == "place"
     assert Retriever.corpus_type(fake, QueryWord("door", 1.0, {"porte": 0.3}, 1.0)) is None
+
+
+@pytest.mark.parametrize(
+    "sentence, negative",
+    [
+        ("La guilde n'a rien confirmé publiquement.", True),
+        ("Aucun site n'a encore été retenu pour la foire.", True),
+        ("Le maire n'a vu personne à Ostende.", True),
+        ("The guild has no site for its fair yet.", True),
+        ("Nobody from the guild attended.", True),
+        ("Neither Bruges nor Ostende signed.", True),
+        ("Une personne de la guilde a signé la charte.", False),
+        ("The guild signed the charter on Monday.", False),
+    ],
+)
+def test_a_yes_no_answer_reads_the_negation_of_its_sentence(sentence, negative):
+    from assistant.answering import _NEGATION
+
+    assert bool(_NEGATION.search(sentence)) is negative
