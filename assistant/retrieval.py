@@ -353,14 +353,17 @@ class Retriever:
                 if store.term_idf(t) is not None:
                     terms[t] = 1.0
             is_name = weight >= 1.0 and word in entities
-            # A name found as written needs no translation; one that is not ("Korea" for "Corée")
-            # takes only a dictionary entry or a close word vector, never a loose one.
-            if not (is_name and terms):
-                for tr in lexicon.translations(word, language):
-                    for part in textmod.content_words(tr):
-                        t = textmod.stem(part, other)
-                        if store.term_idf(t) is not None:
-                            terms[t] = max(terms.get(t, 0.0), self.dictionary_strength)
+            # A name found as written needs no word-vector translation; one that is not ("Korea"
+            # for "Corée") takes only a close word vector, never a loose one. Either takes its
+            # dictionary entry: a bilingual corpus has "China" in its English articles and
+            # "Chine" in its French ones.
+            found_as_written = bool(terms)
+            for tr in lexicon.translations(word, language):
+                for part in textmod.content_words(tr):
+                    t = textmod.stem(part, other)
+                    if store.term_idf(t) is not None:
+                        terms[t] = max(terms.get(t, 0.0), self.dictionary_strength)
+            if not (is_name and found_as_written):
                 if row.size:
                     floor = NAME_TRANSLATION_MIN_SIM if is_name else TRANSLATION_MIN_SIM
                     top = np.argpartition(-row, min(TRANSLATIONS_PER_WORD, row.size - 1))[:TRANSLATIONS_PER_WORD]

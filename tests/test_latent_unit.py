@@ -232,3 +232,22 @@ def test_a_which_question_is_typed_without_another_encoder_call(corpus):
     query = retriever.analyze("What new river harbour will host the fair?", language="en")
     assert query.qtype.head in ("harbour", "river", "new")  # the phrase was weighed
     assert primary.calls - before == 1
+
+
+def test_a_name_found_as_written_still_takes_its_dictionary_entry(tmp_path, monkeypatch):
+    """A bilingual corpus names a country as written in both languages ("Norway" in an English
+    article, "Norvège" in a French one): an English question's name reaches both."""
+    from assistant import lexicon
+
+    docs = tmp_path / "documents"
+    write_corpus(docs, {
+        "en.md": '---\ntitle: "Fair guests"\nsource: Exemple\nlanguage: en\n---\nNorway sent a large delegation to the fair in Lyon.\n',
+        "fr.md": '---\ntitle: "Les invités"\nsource: Exemple\nlanguage: fr\n---\nLa Norvège sera représentée par la ministre Ada Strand.\n',
+    })
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", annotate=False, extra_models=["e5-small"])
+    real = lexicon.translations
+    monkeypatch.setattr(lexicon, "translations", lambda w, lang: ("Norvège",) if w.lower() == "norway" else real(w, lang))
+    _, retriever, _ = Assistant(settings, encoders()).load()._parts()
+    word = next(w for w in retriever.analyze("Who will represent Norway at the fair?", language="en").words if w.word == "norway")
+    assert word.entity and "norway" in word.terms  # found as written in the English article
+    assert "norveg" in word.terms  # and its dictionary entry, the French article's stem
