@@ -15,6 +15,7 @@ from dataclasses import dataclass
 ABBREVIATIONS = frozenset(
     """m mm mme mmes mlle mlles dr drs pr prof st ste me mgr gén gen col cdt lt sgt cf ex p pp
     vol no n° art al fig env av apr j.-c mr mrs ms jr sr vs inc ltd co corp dept univ approx est
+    sen rep gov capt cpt adm maj hon rev messrs
     min max tél tel janv févr fév avr juil sept oct nov déc jan feb mar apr jun jul aug sep dec""".split()
 )
 _END = re.compile(r"[.!?…]+(?:\s?[\"'»”’)\]])*")

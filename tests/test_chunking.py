@@ -19,6 +19,11 @@ def test_initials_and_abbreviations_do_not_end_sentences():
     ]
 
 
+def test_english_titles_before_a_name_do_not_end_sentences():
+    text = "Sen. Ada Strand and Gov. Rolf Berg met Capt. Ivo Lind in Ostend. They left on Monday."
+    assert sentences(text) == ["Sen. Ada Strand and Gov. Rolf Berg met Capt. Ivo Lind in Ostend.", "They left on Monday."]
+
+
 def test_acronym_at_the_end_of_a_sentence_ends_it():
     assert sentences("Paris va devenir la capitale de l'IA. Dès le 6 février, tout commence.") == [
         "Paris va devenir la capitale de l'IA.",
