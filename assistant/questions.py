@@ -175,7 +175,8 @@ def head_noun(question: str) -> tuple[str | None, bool]:
         copular = _COPULAR_HEAD.search(question)
         phrase = head_phrase(question) if copular else []
         if phrase:  # "quel est le montant ...": montant; "quels sont les pays ...": plural
-            return phrase[0], bool(re.search(r"\b(?:are|were|sont|étaient|seront|les)\s", copular.group(0), re.I))
+            copula = question[copular.start() : copular.start(1)]  # "quels sont les ", not the rest
+            return phrase[0], bool(re.search(r"\b(?:are|were|sont|étaient|seront|les)\s", copula, re.I))
         return None, False
     # "what French company" / "quelle jeune pousse": an adjective first, the noun after it
     if m.group(2) and m.group(2).lower() not in textmod.STOPWORDS and (word[0].isupper() or word.lower().endswith(("ian", "ais", "aise", "ean", "ese", "ish"))):

@@ -91,6 +91,7 @@ def test_a_copular_question_is_typed_by_the_noun_after_its_article():
     t = questions.analyse("What was the amount the guild pledged?", no_similarity, language="en")
     assert (t.answer_type, t.head) == ("money", "amount")
     assert questions.head_noun("Quels sont les pays signataires ?") == ("pays", True)
+    assert questions.head_noun("Quel est le nombre de ports que les guildes tiennent ?") == ("nombre", False)
     # an -ly modifier is not the head ("monthly" is no date when the noun is a fee)
     assert questions.head_order("What is the monthly fee of the guild?", "en") == ["fee"]
     # without an article after the copula there is no head noun ("What is Robotix?")
@@ -679,3 +680,30 @@ def test_a_yes_no_answer_reads_the_negation_of_its_sentence(sentence, negative):
     from assistant.answering import _NEGATION
 
     assert bool(_NEGATION.search(sentence)) is negative
+
+
+def test_a_subject_pronoun_after_an_opening_apposition_refers_back():
+    from types import SimpleNamespace
+
+    from assistant import annotate
+
+    class Morph(dict):
+        def get(self, key):  # spaCy's MorphAnalysis.get returns a list
+            return dict.get(self, key, [])
+
+    def tok(text, pos, **morph):
+        return SimpleNamespace(lower_=text.lower(), pos_=pos, morph=Morph({k: [v] for k, v in morph.items()}))
+
+    elle = tok("elle", "PRON", PronType="Prs", Person="3", Case="Nom")
+    apposition = [tok(w, "NOUN") for w in "Ancienne directrice de la guilde aujourd'hui présidente du conseil de Bruges".split()]
+    a, signe = tok("a", "AUX"), tok("signé", "VERB")
+    assert annotate._opening_refers_back(apposition + [elle, a, signe])
+    # the tagger sometimes leaves PronType and Case out of a subject pronoun; a relative one has them
+    assert annotate._opening_refers_back(apposition + [tok("elle", "PRON", Person="3"), a, signe])
+    assert not annotate._opening_refers_back(apposition + [tok("qui", "PRON", PronType="Rel", Person="3"), a, signe])
+    assert annotate._opening_refers_back(apposition + [elle, tok("ne", "ADV"), tok("l'", "PRON", PronType="Prs", Person="3", Case="Acc"), a])
+    # a named subject after the apposition does not refer back; nor a pronoun object after the verb
+    assert not annotate._opening_refers_back(apposition + [tok("Mira", "PROPN"), a, signe])
+    assert not annotate._opening_refers_back(apposition + [a, signe, elle])
+    # the short opening as before: a pronoun in the subject zone
+    assert annotate._opening_refers_back([elle, a, signe])
