@@ -8,8 +8,9 @@ English text. What it stores per sentence:
   set (PER, ORG, LOC, MISC, and for English also DATE, MONEY, CARDINAL, ...);
 * ``anaphor``: True when the sentence's opening (before its first verb) holds a demonstrative
   or a third-person pronoun, i.e. its subject is something named earlier ("Ce dernier a ...",
-  "Dotée de ..., cette instance ...", "It will ..."). Decided from part-of-speech and
-  morphology, so it holds for any wording.
+  "Dotée de ..., cette instance ...", "It will ..."), or, after a long opening apposition, a
+  subject pronoun right before that verb ("Ancienne directrice de ..., elle a ..."). Decided
+  from part-of-speech and morphology, so it holds for any wording.
 
 Without spaCy (or its models) annotation degrades to nothing: answers then rely on the span
 patterns of ``spans.py`` alone.
