@@ -9,7 +9,7 @@ English text. What it stores per sentence:
 * ``anaphor``: True when the sentence's opening (before its first verb) holds a demonstrative
   or a third-person pronoun, i.e. its subject is something named earlier ("Ce dernier a ...",
   "Dotée de ..., cette instance ...", "It will ..."), or, after a long opening apposition, a
-  subject pronoun right before that verb ("Ancienne directrice de ..., elle a ..."). Decided
+  subject pronoun right before that verb ("Maire de Bruges depuis dix ans, elle a ..."). Decided
   from part-of-speech and morphology, so it holds for any wording.
 
 Without spaCy (or its models) annotation degrades to nothing: answers then rely on the span
@@ -101,7 +101,7 @@ def _is_subject_pronoun(token) -> bool:
 
 def _opening_refers_back(tokens) -> bool:
     """A back reference before the first verb, in the subject zone; or, after a longer opening
-    (an apposition: "Ancienne directrice de X, aujourd'hui présidente de Y, elle a ..."), a
+    (an apposition: "Maire de Bruges, aujourd'hui présidente de la guilde, elle a ..."), a
     third-person subject pronoun right before that verb."""
     for i, tok in enumerate(tokens[:OPENING_ZONE]):
         if tok.pos_ in ("VERB", "AUX"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import spans
 from . import text as textmod
 
 # Category words: the noun after which/what/quel is one of these, or introduces names of one kind
@@ -74,8 +75,7 @@ _AUXILIARIES = ("is", "are", "was", "were", "est", "sont", "did", "does", "do", 
 _COUNTED = re.compile(r"\b(?:how many|combien\s+(?:de|d['’]))\s*(.*)", re.I)
 
 
-_TIME_UNIT = re.compile(r"(?:secondes?|minutes?|heures?|jours?|journées?|semaines?|mois|ans|années?|seconds?|hours?|days?|"
-                        r"weeks?|months?|years?|decades?|décennies?)$", re.I)
+_TIME_UNIT = re.compile(rf"{spans.TIME_UNIT}$", re.I)  # the units a duration span is written in
 
 
 def counted_words(question: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ _NUM = r"\d{1,3}(?:[\s\u00a0\u202f.,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _NUMWORD_FR = r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|cents|mille)"
 _NUMWORD_EN = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|twenty|thirty|forty|fifty|sixty|hundred|a hundred|a thousand|thousand|a dozen|dozens)"
 _APPROX_FR = r"(?<!\w)(?:une\s+)?(?:dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine|cinquantaine|soixantaine|centaine|millier|milliers|centaines|dizaines)"
-# A quantity starts a word: not the "20" of "G20", the "100" of "H100" or the "cent" of "récent".
+# A quantity starts a word: not the "7" of "G7", the "200" of "H200" or the "cent" of "décent".
 _QTY = rf"(?<!\w)(?:{_NUM}|{_NUMWORD_FR}(?:[\s-]{_NUMWORD_FR})*|{_NUMWORD_EN}(?:[\s-]{_NUMWORD_EN})*)"
 _RANGE = rf"{_QTY}(?:\s?(?:à|-|–|to|and|et|ou|or)\s?{_QTY})?"
 _SCALE = r"(?:milliards?|millions?|mille|billions?|trillions?|thousand|hundred|bn|mds?|md|m|k)"
@@ -50,10 +50,10 @@ DATE = re.compile(
     rf"|(?:(?:en|in|d['’]ici|by|depuis|since|avant|before|après|after|à partir de|from)\s)?(?:19|20)\d{{2}}(?:\s?(?:-|–|à|to|et|and)\s?(?:19|20)?\d{{2,4}})?",
     re.I,
 )
-_TIME_UNIT = r"(?:secondes?|minutes?|heures?|jours?|journées?|semaines?|mois|ans|années?|seconds?|hours?|days?|weeks?|months?|years?|decades?|décennies?)"
+TIME_UNIT = r"(?:secondes?|minutes?|heures?|jours?|journées?|semaines?|mois|ans|années?|seconds?|hours?|days?|weeks?|months?|years?|decades?|décennies?)"
 DURATION = re.compile(
-    rf"(?:(?:pendant|durant|sur|en|for|over|within|during)\s)?{_APPROX}(?:{_RANGE}|quelques|plusieurs|a few|several)\s(?:[a-zéèê-]+\s)?{_TIME_UNIT}\b"
-    rf"|(?:une|a|an|one)\s(?:{_TIME_UNIT}|semaine|week|journée|day)\b",
+    rf"(?:(?:pendant|durant|sur|en|for|over|within|during)\s)?{_APPROX}(?:{_RANGE}|quelques|plusieurs|a few|several)\s(?:[a-zéèê-]+\s)?{TIME_UNIT}\b"
+    rf"|(?:une|a|an|one)\s(?:{TIME_UNIT}|semaine|week|journée|day)\b",
     re.I,
 )
 COUNT = re.compile(
@@ -116,8 +116,8 @@ _ELIDED_END = re.compile(r"(?:^|[\s(])(?:[ldLD]|qu|Qu)['’]$")
 
 
 def _join_elided(sentence: str, entities) -> list[tuple[int, int, str]]:
-    """An entity cut after an elided article ("Sommet pour l’action sur l’" + "Intelligence
-    Artificielle", as a tagger splits at the apostrophe) runs on through the name after it; the
+    """An entity cut after an elided article ("Foire pour l’essor de l’" + "Industrie
+    Lainière", as a tagger splits at the apostrophe) runs on through the name after it; the
     entities that name covered are dropped."""
     out: list[tuple[int, int, str]] = []
     skip_until = -1
@@ -196,7 +196,7 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
         a, b = m.span()
         if a == 0:
             # a capitalised first word is usually just the start of the sentence, and a grammar
-            # word there starts no name ("Depuis le G20 de Rio" -> "G20 de Rio")
+            # word there starts no name ("Depuis le G7 de Bruges" -> "G7 de Bruges")
             first = re.match(r"[\w’'\-.]+", m.group())
             if first and first.group().lower() in textmod.STOPWORDS:
                 rest = re.match(rf"[\w’'\-.]+(?:{_NAME_GLUE}|\s)", m.group())
