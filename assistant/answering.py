@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import abstention, spans
+from . import questions as qmod
 from . import text as textmod
 from .retrieval import Retrieved, Retriever
 from .scoring import SENTENCE_FEATURES, Weights, coverage, load_weights, min_key_match, sigmoid, unmatched_share
@@ -205,6 +206,23 @@ class Answerer:
         return frozenset(p for i, ps in positions.items()
                          if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
 
+    def head_anchors(self, query, sid: int) -> frozenset[int]:
+        """Where a which-question's head phrase matches in the sentence: its modifiers when they
+        do ("which Flemish mayor": flemish; the noun says the kind, the modifier which one),
+        else the head noun."""
+        groups = query.cache.get("head_words")
+        if groups is None:
+            phrase = [textmod.fold(w) for w in qmod.head_phrase(query.text, query.language)] if query.qtype.head else []
+            noun = textmod.fold(query.qtype.head or "")
+            groups = query.cache["head_words"] = (frozenset(w for w in phrase if w != noun), frozenset([noun] if phrase else []))
+        positions = self.word_positions(query, sid)
+        for wanted in groups:
+            found = frozenset(p for i, ps in positions.items()
+                              if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
+            if found:
+                return found
+        return frozenset()
+
     def word_positions(self, query, sid: int) -> dict[int, list[int]]:
         """Where each of the question's own words matches in the sentence: word index -> offsets."""
         memo = query.cache.setdefault("word_positions", {})
@@ -322,7 +340,8 @@ class Answerer:
             choice = None
             if typed:
                 choice = spans.choose(text, self.sentence_spans(sid), asked, self.anchors(query, sid),
-                                      known, plural=query.qtype.plural, counted=self.counted_anchors(query, sid))
+                                      known, plural=query.qtype.plural, counted=self.counted_anchors(query, sid),
+                                      head=self.head_anchors(query, sid))
                 if choice is None and rec.anaphor and prev is not None and asked in ("person", "org", "place"):
                     choice = self._referent(prev, asked, known)
             best_chunk = max(sid_chunks[sid], key=lambda c: by_chunk[c].rrf)

@@ -83,6 +83,7 @@ def settings_fingerprint(settings: Settings, encoder_ids: list[str] | str) -> di
         "model": ids[0],
         "encoders": ids,
         "annotator": annotator_id() if settings.annotate else "none",
+        "roles": ROLES_VERSION,
         "chunking": {
             "sentences": settings.chunk_sentences,
             "overlap": settings.chunk_overlap,
@@ -336,6 +337,41 @@ def build_lexical(chunk_terms: list[list[str]]) -> tuple[sparse.csr_matrix, dict
 
 
 ROLE_WINDOW = 3  # content words looked at beside a name
+# The prepositions of both languages (a closed class): what follows one is its complement.
+_PREPOSITION = re.compile(
+    r"(?:(?<=[\s'’])|^)(?:de|du|des|à|au|aux|en|par|pour|sur|avec|chez|dans|vers|entre|of|in|at|for|from|by|with|to|on|into)(?=\s)"
+    r"|(?:(?<=\s)|^)d['’]", re.I)
+_CONJUNCTION = re.compile(r"\b(?:et|ou|and|or)\b", re.I)
+
+
+def _cased_content_words(text: str) -> list[str]:
+    """content_words with their case kept (role_counts skips capitalised words: names)."""
+    return [w for w in textmod.words(text) if len(w) > 1 and w.lower() not in textmod.STOPWORDS
+            and textmod.fold(w.lower()) not in textmod.STOPWORDS]
+
+
+def role_words(before: str) -> list[str]:
+    """The words that say what kind of name follows ``before`` (the text between the last
+    punctuation and the name). After a preposition, the name is that preposition's complement:
+    the noun phrase that leads up to it names the complement's kind ("la fondation Altavia" in
+    "ancien dirigeant de la fondation Altavia"); a name right after the preposition, or after
+    other names and a conjunction, is the complement of a noun about something else ("le chef
+    de l'État", "the head of Acme and Zenith"); names alone in between leave the noun before the
+    preposition naming the name ("le directeur de Zenith Labs Ana Ruiz")."""
+    preps = list(_PREPOSITION.finditer(before))
+    if not preps:
+        return _cased_content_words(before)[-ROLE_WINDOW:]
+    tail = before[preps[-1].end() :]
+    tail_words = _cased_content_words(tail)
+    if any(not (w[:1].isupper() or any(ch.isdigit() for ch in w)) for w in tail_words):
+        return tail_words[-ROLE_WINDOW:]
+    if not tail_words or _CONJUNCTION.search(tail):
+        return []
+    return _cased_content_words(before)[-ROLE_WINDOW:]
+
+
+# Bumped when what role_types reads from the annotations changes: indexes rebuild.
+ROLES_VERSION = 2
 
 
 def role_types(documents: list[Document], sentences: list[SentenceRecord]) -> dict[str, dict[str, int]]:
@@ -360,15 +396,15 @@ def role_counts(doc: Document, sentences: list[SentenceRecord]) -> dict[str, dic
                 continue
             before = doc.text[max(s.start, a - 60) : a]
             before = re.split(r"[,;:.()«»\"]", before)[-1]
-            words = textmod.content_words(before)[-ROLE_WINDOW:]
+            words = role_words(before)
             after = doc.text[b : min(s.end, b + 60)]
             m = re.match(r"\s*,\s*([^,;:.()]+)", after)
             if m:
-                words += textmod.content_words(m.group(1))[:ROLE_WINDOW]
+                words += _cased_content_words(m.group(1))[:ROLE_WINDOW]
             for w in words:
                 if w[:1].isupper() or any(ch.isdigit() for ch in w):
                     continue
-                counts.setdefault(textmod.stem(w, doc.language), Counter())[label] += 1
+                counts.setdefault(textmod.stem(w.lower(), doc.language), Counter())[label] += 1
     return {t: dict(c) for t, c in counts.items()}
 
 

@@ -164,6 +164,17 @@ def head_phrase(question: str, language: str | None = None, keep_case: bool = Fa
     return out if keep_case else [w.lower() for w in out]
 
 
+def looks_plural(noun: str, interrogative: str) -> bool:
+    """A noun in -s or -x after a plural-capable interrogative ("which ports", "quels pays"). The
+    English endings -ss, -us and -is are singular ("which boss", "what campus", "what basis"):
+    French marks the number on "quels" / "quelles" itself."""
+    low = noun.lower()
+    if len(low) <= 3 or not low.endswith(("s", "x")):
+        return False
+    english = re.match(r"\s*(?:which|what)\b", interrogative, re.I) is not None
+    return not (english and low.endswith(("ss", "us", "is")))
+
+
 def head_noun(question: str) -> tuple[str | None, bool]:
     """The noun after which/what/quel, and whether it is plural (the first word of the phrase, or
     the second after a name-like adjective; ``analyse`` weighs the whole phrase)."""
@@ -181,7 +192,7 @@ def head_noun(question: str) -> tuple[str | None, bool]:
     # "what French company" / "quelle jeune pousse": an adjective first, the noun after it
     if m.group(2) and m.group(2).lower() not in textmod.STOPWORDS and (word[0].isupper() or word.lower().endswith(("ian", "ais", "aise", "ean", "ese", "ish"))):
         word = m.group(2)
-    plural = bool(_PLURAL_HEAD.search(m.group(0))) and word.lower().endswith(("s", "x")) and len(word) > 3
+    plural = bool(_PLURAL_HEAD.search(m.group(0))) and looks_plural(word, m.group(0))
     return word.lower(), plural
 
 
@@ -243,7 +254,7 @@ def analyse(question: str, similarity=None, corpus_type=None, language: str | No
                     break
             else:
                 head = order[0]
-            plural = plural or (bool(_PLURAL_HEAD.search(q)) and head.endswith(("s", "x")) and len(head) > 3)
+            plural = plural or (bool(_PLURAL_HEAD.search(q)) and looks_plural(head, _WHICH.search(q).group(0)))
         return QuestionType("which" if cat else "what", cat, head, plural)
     if first is None:
         return QuestionType("what" if re.search(r"\b(what|que|quoi|qu['’]est-ce)\b", q, re.I) else "how" if re.search(r"\b(how|comment)\b", q, re.I) else "other", None)

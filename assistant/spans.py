@@ -77,6 +77,7 @@ _GLUE = frozenset({"de", "des", "du", "of"})
 _PRE_NOUN = frozenset({"such", "other", "more", "further", "additional", "autres", "supplémentaires"})
 SURE_DISTANCE = 40  # characters from a matched question word
 COUNTED_ELSEWHERE = 30  # a count holding a question word, when the counted one is elsewhere
+HEAD_ELSEWHERE = 40  # a name near other question words, when the sentence has the asked role's words
 NUMERIC_TYPES = ("money", "count", "date", "duration", "percent")
 # Which candidate types answer which asked type, and how well (a person asked: a person is
 # best, an organisation or a country can be the actor).
@@ -226,15 +227,19 @@ def candidates(sentence: str, entities: list[tuple[int, int, str]] = ()) -> list
     return out
 
 
-def _anchor_distance(span: Span, anchors: list[int], sentence: str, counted: frozenset[int] = frozenset()) -> float:
+def _anchor_distance(span: Span, anchors: list[int], sentence: str, counted: frozenset[int] = frozenset(),
+                     head: frozenset[int] = frozenset()) -> float:
     """How far a candidate is from the question's matched words, in characters, with every clause
     boundary in between counting as far, and a candidate right after a matched word (news style
     names the role, then the person: "le fondateur de Robotix SA Kenji Morohashi") preferred.
     ``counted``: where the words of what a count question counts matched; when the sentence has
     them, a number holding another question word ("900 marins" for "combien de ports")
-    is near, not bound."""
+    is near, not bound. ``head``: where the words of a which-question's head phrase matched (the
+    role asked for: "which Flemish mayor"); when the sentence has them, a name near only other
+    question words is farther ("le maire flamand Jan Peeters, reçu par Ana Ruiz, de Bruges")."""
     if not anchors:
         return 200.0
+    head = head & frozenset(anchors)
     best = 1e9
     numeric = span.kind in NUMERIC_TYPES
     for p in anchors:
@@ -251,6 +256,8 @@ def _anchor_distance(span: Span, anchors: list[int], sentence: str, counted: fro
             between = sentence[span.end : p]
             d = 1.5 * (p - span.end) + 10
         d += 60 * len(_CLAUSE_BREAK.findall(between))
+        if head and p not in head:
+            d += HEAD_ELSEWHERE
         best = min(best, d)
     return best if best < 1e9 else 200.0
 
@@ -306,9 +313,11 @@ class Choice:
 
 
 def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[int], forms: set[str],
-           *, plural: bool = False, counted: frozenset[int] = frozenset()) -> Choice | None:
+           *, plural: bool = False, counted: frozenset[int] = frozenset(),
+           head: frozenset[int] = frozenset()) -> Choice | None:
     """The candidate of the asked type bound to the question, or None. ``counted``: the anchors
-    of what a count question counts (_anchor_distance)."""
+    of what a count question counts; ``head``: those of a which-question's head phrase
+    (_anchor_distance)."""
     if asked is None or asked == "yesno":
         return None
     compat = COMPATIBLE.get(asked, {})
@@ -332,7 +341,7 @@ def choose(sentence: str, spans: list[Span], asked: str | None, anchors: list[in
     scored = []
     for s in pool:
         fit = compat.get(s.kind, 0.0)
-        dist = _anchor_distance(s, anchors, sentence, counted)
+        dist = _anchor_distance(s, anchors, sentence, counted, head)
         scored.append(Choice(s, fit, dist, fit - dist / 150.0))
     scored.sort(key=lambda c: -c.score)
     return scored[0]

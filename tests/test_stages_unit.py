@@ -707,3 +707,58 @@ def test_a_subject_pronoun_after_an_opening_apposition_refers_back():
     assert not annotate._opening_refers_back(apposition + [a, signe, elle])
     # the short opening as before: a pronoun in the subject zone
     assert annotate._opening_refers_back([elle, a, signe])
+
+
+# ---- which kind of name a word introduces (index.role_types) ----------------------------------
+
+
+def test_a_name_after_a_preposition_does_not_type_the_noun_before_it():
+    from assistant.index import role_words
+
+    assert role_words("la commissaire ") == ["commissaire"]
+    assert role_words("le doyen de l'") == []  # "le doyen de l'Ordre": the Ordre is not a doyen
+    assert role_words("the head of ") == []
+    assert role_words("le maître de Hansa Nord et ") == []  # a coordinated complement
+    # a noun phrase between the preposition and the name names the name's kind
+    assert role_words("ancien trésorier de la guilde marchande ") == ["guilde", "marchande"]
+    # names alone in between: the noun before the preposition names the person
+    assert role_words("le doyen de Hansa Nord ") == ["doyen", "Hansa", "Nord"]
+
+
+def test_role_types_count_the_role_noun_of_a_name_not_of_its_complement():
+    from assistant.documents import Document
+    from assistant.index import SentenceRecord, role_types
+
+    text = ("Le doyen de l'Ordre ouvrira la foire. Le doyen Aldo Brink parle. "
+            "Le doyen Mira Solberg répond. Le doyen de la Hanse arrive.")
+    ents = [("Ordre", "LOC"), ("Aldo Brink", "PER"), ("Mira Solberg", "PER"), ("Hanse", "LOC")]
+    sentences = []
+    start = 0
+    for part, (name, label) in zip(text.split(". "), ents):
+        s = text.index(part, start)
+        a = text.index(name, s)
+        sentences.append(SentenceRecord("d1", s, s + len(part), [0], ((a, a + len(name), label),), False))
+        start = s + len(part)
+    doc = Document(doc_id="d1", title="t", source="s", language="fr", text=text, path="d1.md", content_hash="0")
+    roles = role_types([doc], sentences)
+    assert roles["doyen"] == {"PER": 2}
+
+
+def test_a_singular_english_noun_in_s_is_not_plural():
+    assert questions.head_noun("Which boss signed?") == ("boss", False)
+    assert questions.looks_plural("boss", "which boss") is False
+    assert questions.looks_plural("campus", "what campus") is False
+    assert questions.looks_plural("ports", "which ports") is True
+    assert questions.looks_plural("pays", "quels pays") is True
+
+
+def test_a_head_modifier_binds_the_name_it_describes():
+    # "Which Flemish mayor ...?": both names follow a role word; the modifier says which one
+    sentence = "Le maire Ana Ruiz a reçu le maire flamand Jan Peeters."
+    ana, jan = sentence.index("Ana"), sentence.index("Jan")
+    cands = spans.candidates(sentence, [(ana, ana + 8, "PER"), (jan, jan + 11, "PER")])
+    anchors = [sentence.index("maire"), sentence.index("maire flamand"), sentence.index("flamand")]
+    plain = spans.choose(sentence, cands, "person", anchors, {"maire", "flamand"})
+    assert plain.span.text == "Ana Ruiz"  # the nearest to any question word
+    bound = spans.choose(sentence, cands, "person", anchors, {"maire", "flamand"}, head=frozenset({sentence.index("flamand")}))
+    assert bound.span.text == "Jan Peeters"
