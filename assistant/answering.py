@@ -201,10 +201,7 @@ class Answerer:
         counted = query.qtype.counted
         if not counted:
             return frozenset()
-        wanted = {textmod.fold(w) for w in counted}
-        positions = self.word_positions(query, sid)
-        return frozenset(p for i, ps in positions.items()
-                         if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
+        return self._positions_of(query, sid, {textmod.fold(w) for w in counted})
 
     def head_anchors(self, query, sid: int) -> frozenset[int]:
         """Where a which-question's head phrase matches in the sentence: its modifiers when they
@@ -215,13 +212,17 @@ class Answerer:
             phrase = [textmod.fold(w) for w in qmod.head_phrase(query.text, query.language)] if query.qtype.head else []
             noun = textmod.fold(query.qtype.head or "")
             groups = query.cache["head_words"] = (frozenset(w for w in phrase if w != noun), frozenset([noun] if phrase else []))
-        positions = self.word_positions(query, sid)
         for wanted in groups:
-            found = frozenset(p for i, ps in positions.items()
-                              if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
+            found = self._positions_of(query, sid, wanted)
             if found:
                 return found
         return frozenset()
+
+    def _positions_of(self, query, sid: int, wanted: set[str] | frozenset[str]) -> frozenset[int]:
+        """Where the question words among ``wanted`` (folded, elision dropped) match in the sentence."""
+        positions = self.word_positions(query, sid)
+        return frozenset(p for i, ps in positions.items()
+                         if textmod.fold(re.sub(r"^\w['’]", "", query.words[i].word.lower())) in wanted for p in ps)
 
     def word_positions(self, query, sid: int) -> dict[int, list[int]]:
         """Where each of the question's own words matches in the sentence: word index -> offsets."""

@@ -344,10 +344,9 @@ _PREPOSITION = re.compile(
 _CONJUNCTION = re.compile(r"\b(?:et|ou|and|or)\b", re.I)
 
 
-def _cased_content_words(text: str) -> list[str]:
-    """content_words with their case kept (role_counts skips capitalised words: names)."""
-    return [w for w in textmod.words(text) if len(w) > 1 and w.lower() not in textmod.STOPWORDS
-            and textmod.fold(w.lower()) not in textmod.STOPWORDS]
+def _name_or_number(word: str) -> bool:
+    """A capitalised word or one with a digit: part of a name or a figure, never a role noun."""
+    return word[:1].isupper() or any(ch.isdigit() for ch in word)
 
 
 def role_words(before: str) -> list[str]:
@@ -355,19 +354,19 @@ def role_words(before: str) -> list[str]:
     punctuation and the name). After a preposition, the name is that preposition's complement:
     the noun phrase that leads up to it names the complement's kind ("la fondation Altavia" in
     "ancien dirigeant de la fondation Altavia"); a name right after the preposition, or after
-    other names and a conjunction, is the complement of a noun about something else ("le chef
-    de l'État", "the head of Acme and Zenith"); names alone in between leave the noun before the
+    other names and a conjunction, is the complement of a noun about something else ("le maire
+    de Brevannes", "the head of Acme and Zenith"); names alone in between leave the noun before the
     preposition naming the name ("le directeur de Zenith Labs Ana Ruiz")."""
     preps = list(_PREPOSITION.finditer(before))
     if not preps:
-        return _cased_content_words(before)[-ROLE_WINDOW:]
+        return textmod.content_words(before, keep_case=True)[-ROLE_WINDOW:]
     tail = before[preps[-1].end() :]
-    tail_words = _cased_content_words(tail)
-    if any(not (w[:1].isupper() or any(ch.isdigit() for ch in w)) for w in tail_words):
+    tail_words = textmod.content_words(tail, keep_case=True)
+    if any(not _name_or_number(w) for w in tail_words):
         return tail_words[-ROLE_WINDOW:]
     if not tail_words or _CONJUNCTION.search(tail):
         return []
-    return _cased_content_words(before)[-ROLE_WINDOW:]
+    return textmod.content_words(before, keep_case=True)[-ROLE_WINDOW:]
 
 
 # Bumped when what role_types reads from the annotations changes: indexes rebuild.
@@ -400,9 +399,9 @@ def role_counts(doc: Document, sentences: list[SentenceRecord]) -> dict[str, dic
             after = doc.text[b : min(s.end, b + 60)]
             m = re.match(r"\s*,\s*([^,;:.()]+)", after)
             if m:
-                words += _cased_content_words(m.group(1))[:ROLE_WINDOW]
+                words += textmod.content_words(m.group(1), keep_case=True)[:ROLE_WINDOW]
             for w in words:
-                if w[:1].isupper() or any(ch.isdigit() for ch in w):
+                if _name_or_number(w):
                     continue
                 counts.setdefault(textmod.stem(w.lower(), doc.language), Counter())[label] += 1
     return {t: dict(c) for t, c in counts.items()}

@@ -44,6 +44,9 @@ CENTRED_TABLE_MAX = 200_000
 # Rare words say more about what a question asks than common ones.
 IDF_POWER = 1.5
 PREFIX_BONUS = 0.15
+# Another inflection of the same word (simplemma lemmas): "tiendra" for "tient", "held" for
+# "hold", which the stemmers keep apart. A little under a stem match: a lemma can be ambiguous.
+LEMMA_STRENGTH = 0.9
 _PREFIX = re.compile(r"^(co|vice|ex|non|pr[eé]|post|anti|multi|semi|sous|sub|super|inter|n[eé]o|contre|counter|auto|extra|micro|macro)-")
 
 
@@ -135,6 +138,7 @@ class Retriever:
         self._sentence_terms: dict[int, frozenset[str]] = {}
         self._vocab_row: dict[str, int] | None = None
         self._prefix_rows: dict[str, np.ndarray] | None = None
+        self._lemma_terms: dict[tuple[str, str], tuple[str, ...]] | None = None
         self._source_patterns: list[tuple[re.Pattern, str]] | None = None
         self._caches = [LRU(EMBED_CACHE_SIZE) for _ in range(store.n_encoders)]
         self._latent_cache = LRU(EMBED_CACHE_SIZE)
@@ -287,6 +291,7 @@ class Retriever:
             for level, rid in first.items():
                 self.store.vectors(e, level, [rid])
         self._vocab_by_prefix()
+        self._vocab_by_lemma()
         for e in range(self.store.n_encoders):
             self.centroid(e)
             if e in self.query_means:
@@ -353,11 +358,13 @@ class Retriever:
                 if store.term_idf(t) is not None:
                     terms[t] = 1.0
             is_name = weight >= 1.0 and word in entities
+            found_as_written = bool(terms)
+            for t in self._vocab_by_lemma().get((language, lexicon.lemma(word, language)), ()):
+                terms.setdefault(t, LEMMA_STRENGTH)
             # A name found as written needs no word-vector translation; one that is not ("Korea"
             # for "Corée") takes only a close word vector, never a loose one. Either takes its
             # dictionary entry: a bilingual corpus has "China" in its English articles and
             # "Chine" in its French ones.
-            found_as_written = bool(terms)
             for tr in lexicon.translations(word, language):
                 for part in textmod.content_words(tr):
                     t = textmod.stem(part, other)
@@ -498,6 +505,21 @@ class Retriever:
                     groups.setdefault(p, []).append(i)
             self._prefix_rows = {p: np.array(r, dtype=np.int64) for p, r in groups.items()}
         return self._prefix_rows
+
+    def _vocab_by_lemma(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Corpus terms by (language, lemma) of their vocabulary words. A word is lemmatised in
+        the language whose stemmer gives its term, the language it was indexed in (both when
+        they agree), so an English question word never reaches a French word through English
+        lemma tables."""
+        if self._lemma_terms is None:
+            groups: dict[tuple[str, str], set[str]] = {}
+            for i, w in enumerate(self.store.vocab):
+                term = self.store.term_of(i)
+                for lang in ("fr", "en"):
+                    if textmod.stem(w, lang) == term:
+                        groups.setdefault((lang, lexicon.lemma(w, lang)), set()).add(term)
+            self._lemma_terms = {k: tuple(sorted(v)) for k, v in groups.items()}
+        return self._lemma_terms
 
     def vocab_rows(self) -> dict[str, int]:
         if self._vocab_row is None:

@@ -85,16 +85,17 @@ def words(text: str) -> list[str]:
     return out
 
 
-def content_words(text: str, *, question: bool = False) -> list[str]:
+def content_words(text: str, *, question: bool = False, keep_case: bool = False) -> list[str]:
     """Lower-case words that carry meaning: no stop words, no one-letter tokens (and, for a
-    question, none of the words that only frame it)."""
+    question, none of the words that only frame it). ``keep_case``: as written, so that names
+    can still be told apart."""
     out = []
     for w in words(text):
         lw = w.lower()
         if len(lw) > 1 and lw not in STOPWORDS and fold(lw) not in STOPWORDS:
             if question and lw in QUESTION_FRAME:
                 continue
-            out.append(lw)
+            out.append(w if keep_case else lw)
     return out
 
 

@@ -762,3 +762,34 @@ def test_a_head_modifier_binds_the_name_it_describes():
     assert plain.span.text == "Ana Ruiz"  # the nearest to any question word
     bound = spans.choose(sentence, cands, "person", anchors, {"maire", "flamand"}, head=frozenset({sentence.index("flamand")}))
     assert bound.span.text == "Jan Peeters"
+
+
+# ---- lemma matching ---------------------------------------------------------------------------
+
+
+def test_a_question_word_reaches_other_inflections_of_its_lemma_in_its_own_language(tmp_path):
+    """Stemmers keep irregular forms apart ("tient" / "tiendra", "hold" / "held"); the lemma
+    tables join them, at a little less than a stem match, and only within one language."""
+    from assistant.retrieval import LEMMA_STRENGTH
+    from assistant.service import Assistant
+    from assistant.settings import Settings
+
+    from .fakes import FakeEmbedder, write_corpus
+
+    docs = tmp_path / "documents"
+    write_corpus(docs, {
+        "fr.md": '---\ntitle: "La foire"\nsource: Exemple\nlanguage: fr\n---\nLa foire aux lanternes se tiendra à Brevannes en juin.\n',
+        "en.md": '---\ntitle: "The vote"\nsource: Exemple\nlanguage: en\n---\nThe guild held its vote in an old granary near the harbour.\n',
+    })
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", annotate=False, extra_models=[])
+    _, retriever, _ = Assistant(settings, FakeEmbedder()).load()._parts()
+    tient = next(w for w in retriever.analyze("Où se tient la foire aux lanternes ?", language="fr").words if w.word == "tient")
+    assert tient.terms.get("tiendr") == LEMMA_STRENGTH
+    hold = next(w for w in retriever.analyze("Where did the guild hold its vote?", language="en").words if w.word == "hold")
+    assert hold.terms.get("held") == LEMMA_STRENGTH
+    lemmas = retriever._vocab_by_lemma()
+    # "tiendra" is a French word of the corpus (only the French stemmer gives its term)
+    assert [k for k, terms in lemmas.items() if "tiendr" in terms] == [("fr", "tenir")]
+    # a stem match keeps its full strength
+    foire = next(w for w in retriever.analyze("Quand ouvre la foire ?", language="fr").words if w.word == "foire")
+    assert foire.terms.get("foir") == 1.0
