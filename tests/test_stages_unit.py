@@ -764,6 +764,27 @@ def test_a_head_modifier_binds_the_name_it_describes():
     assert bound.span.text == "Jan Peeters"
 
 
+def test_head_anchors_fall_back_to_the_head_noun_where_no_modifier_matches(tmp_path):
+    from assistant.service import Assistant
+    from assistant.settings import Settings
+
+    from .fakes import FakeEmbedder, write_corpus
+
+    docs = tmp_path / "documents"
+    write_corpus(docs, {"a.md": '---\ntitle: "Les maires"\nsource: Exemple\nlanguage: fr\n---\n'
+                              "Le maire Ana Ruiz a reçu le maire flamand Jan Peeters. Le maire Ana Ruiz a parlé ensuite.\n"})
+    settings = Settings(documents_dir=docs, index_dir=tmp_path / "index", annotate=False, extra_models=[])
+    index, retriever, answerer = Assistant(settings, FakeEmbedder()).load()._parts()
+    query = retriever.analyze("Quel maire flamand a été reçu ?", language="fr")
+    assert query.qtype.head == "maire"
+    both, only_mayor = (next(i for i in index.ids("sentence") if index.sentence_text(i).startswith(p))
+                        for p in ("Le maire Ana Ruiz a reçu", "Le maire Ana Ruiz a parlé"))
+    text = index.sentence_text(both)
+    assert answerer.head_anchors(query, both) == frozenset({text.index("flamand")})  # the modifier
+    text = index.sentence_text(only_mayor)
+    assert answerer.head_anchors(query, only_mayor) == frozenset({text.index("maire")})  # no modifier: the noun
+
+
 # ---- lemma matching ---------------------------------------------------------------------------
 
 
